@@ -1,0 +1,311 @@
+"""Numba CPU backend: fused kernels and a whole-epoch training loop (the contract in ``fastnn.kernels``).
+
+Matrix products go to BLAS through ``np.dot``; the bias, activation, derivative and bias-gradient
+work is fused into single passes over each product while it is hot. ``train_epoch`` runs a whole
+epoch in compiled code, so ``fit`` pays no Python or dispatch cost per step.
+"""
+
+import math
+
+import numpy as np
+
+from .._codes import (
+    BCE, CROSS_ENTROPY, H_BETA1, H_BETA2, H_EPS, H_L2, H_LR, H_MOMENTUM, IDENTITY, MSE, OPT_ADAM,
+    OPT_MOMENTUM, OPT_NESTEROV, OPT_SGD, RELU, SIGMOID, SOFTMAX, SOFTPLUS, STEP, TANH,
+)
+from ._jit import jit
+
+
+@jit(inline="always")
+def _sigmoid(z):
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+@jit(inline="always")
+def _softplus(z):
+    return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
+
+
+@jit(inline="always")
+def _act(z, act):
+    if act == RELU:
+        return z if z > 0 else 0.0
+    if act == SIGMOID:
+        return _sigmoid(z)
+    if act == TANH:
+        return math.tanh(z)
+    if act == SOFTPLUS:
+        return _softplus(z)
+    if act == STEP:
+        return 1.0 if z >= 0 else 0.0
+    return z
+
+
+@jit(inline="always")
+def _deriv(a, act):
+    """g'(z) written from the output a = g(z)."""
+    if act == RELU:
+        return 1.0 if a > 0 else 0.0
+    if act == SIGMOID:
+        return a * (1.0 - a)
+    if act == TANH:
+        return 1.0 - a * a
+    if act == SOFTPLUS:
+        return -math.expm1(-a)
+    return 1.0
+
+
+@jit
+def _bias_act(out, b, act):
+    """out = g(out + b), row by row; softmax is applied per row."""
+    n, k = out.shape
+    if act == SOFTMAX:
+        for i in range(n):
+            m = -np.inf
+            for j in range(k):
+                z = out[i, j] + b[j]
+                out[i, j] = z
+                if z > m:
+                    m = z
+            s = 0.0
+            for j in range(k):
+                e = math.exp(out[i, j] - m)
+                out[i, j] = e
+                s += e
+            inv = 1.0 / s
+            for j in range(k):
+                out[i, j] *= inv
+    elif act == IDENTITY:
+        for i in range(n):
+            for j in range(k):
+                out[i, j] += b[j]
+    elif act == RELU:
+        for i in range(n):
+            for j in range(k):
+                z = out[i, j] + b[j]
+                out[i, j] = z if z > 0 else 0.0
+    else:
+        for i in range(n):
+            for j in range(k):
+                out[i, j] = _act(out[i, j] + b[j], act)
+
+
+@jit
+def forward(X, W, b, act, out):
+    np.dot(X, W.T, out)
+    _bias_act(out, b, act)
+
+
+@jit
+def _delta_and_db(dZ, A, act, db):
+    """dZ *= g'(A) in place and db = dZ.sum(0), in one pass."""
+    n, k = dZ.shape
+    db[:] = 0.0
+    if act == IDENTITY:
+        for i in range(n):
+            for j in range(k):
+                db[j] += dZ[i, j]
+    elif act == RELU:
+        for i in range(n):
+            for j in range(k):
+                d = dZ[i, j] if A[i, j] > 0 else 0.0
+                dZ[i, j] = d
+                db[j] += d
+    else:
+        for i in range(n):
+            for j in range(k):
+                d = dZ[i, j] * _deriv(A[i, j], act)
+                dZ[i, j] = d
+                db[j] += d
+
+
+@jit
+def backward(dZ, A, A_prev, W, act, dW, db, dA_prev):
+    _delta_and_db(dZ, A, act, db)
+    np.dot(dZ.T, A_prev, dW)
+    if dA_prev is not None:
+        np.dot(dZ, W, dA_prev)
+
+
+@jit
+def output_step(Z, Y, loss, dZ, sw):
+    n, k = Z.shape
+    inv_n = 1.0 / n
+    total = 0.0
+    for i in range(n):
+        w = inv_n if sw is None else sw[i] * inv_n
+        li = 0.0
+        if loss == CROSS_ENTROPY:
+            m = -np.inf
+            for j in range(k):
+                if Z[i, j] > m:
+                    m = Z[i, j]
+            s = 0.0
+            for j in range(k):
+                s += math.exp(Z[i, j] - m)
+            lse = m + math.log(s)
+            inv_s = 1.0 / s
+            ysum = 0.0
+            for j in range(k):
+                y = Y[i, j]
+                ysum += y
+                li += y * (lse - Z[i, j])
+                dZ[i, j] = (math.exp(Z[i, j] - m) * inv_s - y) * w
+        elif loss == BCE:
+            for j in range(k):
+                z = Z[i, j]
+                y = Y[i, j]
+                li += _softplus(z) - y * z
+                dZ[i, j] = (_sigmoid(z) - y) * w
+        else:
+            for j in range(k):
+                d = Z[i, j] - Y[i, j]
+                li += 0.5 * d * d
+                dZ[i, j] = d * w
+        total += li * (1.0 if sw is None else sw[i])
+    return total * inv_n
+
+
+@jit
+def sgd_update(p, g, lr, l2):
+    if l2 != 0:
+        for i in range(p.size):
+            p[i] -= lr * (g[i] + l2 * p[i])
+    else:
+        for i in range(p.size):
+            p[i] -= lr * g[i]
+
+
+@jit
+def momentum_update(p, g, v, lr, mu, l2, nesterov):
+    for i in range(p.size):
+        gi = g[i] + l2 * p[i]
+        vi = mu * v[i] - lr * gi
+        v[i] = vi
+        if nesterov:
+            p[i] += mu * vi - lr * gi
+        else:
+            p[i] += vi
+
+
+@jit
+def adam_update(p, g, m, v, lr, beta1, beta2, eps, t, l2):
+    step = lr * math.sqrt(1.0 - beta2 ** t) / (1.0 - beta1 ** t)
+    for i in range(p.size):
+        gi = g[i] + l2 * p[i]
+        mi = beta1 * m[i] + (1.0 - beta1) * gi
+        vi = beta2 * v[i] + (1.0 - beta2) * gi * gi
+        m[i] = mi
+        v[i] = vi
+        p[i] -= step * mi / (math.sqrt(vi) + eps)
+
+
+@jit
+def _update(opt, hyper, p, g, s1, s2, t, l2):
+    lr = hyper[H_LR]
+    if opt == OPT_SGD:
+        sgd_update(p, g, lr, l2)
+    elif opt == OPT_ADAM:
+        adam_update(p, g, s1, s2, lr, hyper[H_BETA1], hyper[H_BETA2], hyper[H_EPS], t, l2)
+    else:
+        momentum_update(p, g, s1, lr, hyper[H_MOMENTUM], l2, opt == OPT_NESTEROV)
+
+
+@jit
+def _all_finite(x):
+    s = 0.0
+    for i in range(x.size):
+        s += x[i] * 0.0
+    return s == 0.0
+
+
+@jit
+def train_epoch(X, Y, sw, order, theta, grad, shapes, acts, loss, batch_size, opt, hyper, s1, s2,
+                t0, work):
+    N = X.shape[0]
+    L = shapes.shape[0]
+    n_in = shapes[0, 1]
+    k = shapes[L - 1, 0]
+    width = 0
+    for l in range(L):
+        width = max(width, shapes[l, 0])
+    B = batch_size
+    # offsets of each layer in theta, and of each buffer in work (see layout.py)
+    p_off = np.empty(L + 1, np.int64)
+    a_off = np.empty(L + 1, np.int64)
+    p_off[0] = 0
+    a_off[0] = B * (n_in + k + 1)
+    for l in range(L):
+        p_off[l + 1] = p_off[l] + shapes[l, 0] * shapes[l, 1] + shapes[l, 0]
+        a_off[l + 1] = a_off[l] + B * shapes[l, 0]
+    d_off0 = a_off[L]
+    d_off1 = d_off0 + B * width
+    has_state = s1.size > 0
+    l2 = hyper[H_L2]
+    loss_sum = 0.0
+    done = 0
+    for start in range(0, N, B):
+        n = min(B, N - start)
+        if order is None:
+            Xb = X[start:start + n]
+            Yb = Y[start:start + n]
+        else:
+            Xb = work[0:n * n_in].reshape(n, n_in)
+            Yb = work[B * n_in:B * n_in + n * k].reshape(n, k)
+            for i in range(n):
+                r = order[start + i]
+                Xb[i, :] = X[r, :]
+                Yb[i, :] = Y[r, :]
+        if sw is None:
+            swb = None
+        elif order is None:
+            swb = sw[start:start + n]
+        else:
+            swb = work[B * (n_in + k):B * (n_in + k) + n]
+            for i in range(n):
+                swb[i] = sw[order[start + i]]
+        # forward; the last layer keeps its logits for the fused output step
+        prev = Xb
+        for l in range(L):
+            o, fi = shapes[l, 0], shapes[l, 1]
+            W = theta[p_off[l]:p_off[l] + o * fi].reshape(o, fi)
+            b = theta[p_off[l] + o * fi:p_off[l + 1]]
+            A = work[a_off[l]:a_off[l] + n * o].reshape(n, o)
+            forward(prev, W, b, IDENTITY if l == L - 1 else acts[l], A)
+            prev = A
+        dZ = work[d_off0:d_off0 + n * k].reshape(n, k)
+        value = output_step(prev, Yb, loss, dZ, swb)
+        # backward, ping-ponging the delta between the two buffers
+        for l in range(L - 1, -1, -1):
+            o, fi = shapes[l, 0], shapes[l, 1]
+            W = theta[p_off[l]:p_off[l] + o * fi].reshape(o, fi)
+            dW = grad[p_off[l]:p_off[l] + o * fi].reshape(o, fi)
+            db = grad[p_off[l] + o * fi:p_off[l + 1]]
+            A = work[a_off[l]:a_off[l] + n * o].reshape(n, o)
+            act = IDENTITY if l == L - 1 else acts[l]
+            if l > 0:
+                A_prev = work[a_off[l - 1]:a_off[l - 1] + n * fi].reshape(n, fi)
+                off = d_off1 if (L - l) % 2 == 1 else d_off0
+                nxt = work[off:off + n * fi].reshape(n, fi)
+                backward(dZ, A, A_prev, W, act, dW, db, nxt)
+                dZ = nxt
+            else:
+                backward(dZ, A, Xb, W, act, dW, db, None)
+        if not (math.isfinite(value) and _all_finite(grad)):
+            break
+        t = t0 + done + 1
+        for l in range(L):
+            o, fi = shapes[l, 0], shapes[l, 1]
+            w0, b0, b1 = p_off[l], p_off[l] + o * fi, p_off[l + 1]
+            if has_state:
+                _update(opt, hyper, theta[w0:b0], grad[w0:b0], s1[w0:b0], s2[w0:b0], t, l2)
+                _update(opt, hyper, theta[b0:b1], grad[b0:b1], s1[b0:b1], s2[b0:b1], t, 0.0)
+            else:
+                _update(opt, hyper, theta[w0:b0], grad[w0:b0], s1, s2, t, l2)
+                _update(opt, hyper, theta[b0:b1], grad[b0:b1], s1, s2, t, 0.0)
+        loss_sum += value * n
+        done += 1
+    return loss_sum, done

@@ -1,0 +1,198 @@
+"""NumPy baseline: the seeds' formulas written plainly. Every other backend is checked against it.
+
+It follows the kernel contract of ``fastnn.kernels`` and works in the dtype of its inputs.
+"""
+
+import numpy as np
+
+from .._codes import (
+    BCE, CROSS_ENTROPY, H_BETA1, H_BETA2, H_EPS, H_L2, H_LR, H_MOMENTUM, IDENTITY, MSE, OPT_ADAM,
+    OPT_MOMENTUM, OPT_NESTEROV, OPT_SGD, RELU, SIGMOID, SOFTMAX, SOFTPLUS, STEP, TANH,
+)
+from .layout import param_views, rows, work_views
+
+
+def _sigmoid(z):
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1 / (1 + e), e / (1 + e)).astype(z.dtype, copy=False)
+
+
+def _softplus(z):
+    return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def activate(Z, act):
+    """Return g(Z) for activation code ``act``."""
+    if act == IDENTITY:
+        return Z
+    if act == SIGMOID:
+        return _sigmoid(Z)
+    if act == TANH:
+        return np.tanh(Z)
+    if act == RELU:
+        return np.maximum(Z, 0)
+    if act == SOFTPLUS:
+        return _softplus(Z)
+    if act == STEP:
+        return (Z >= 0).astype(Z.dtype)
+    if act == SOFTMAX:
+        return _softmax(Z)
+    raise ValueError(f"unknown activation code {act}")
+
+
+def derivative(A, act):
+    """Return g'(z) written from the output A = g(z) (the seeds' forms)."""
+    if act == IDENTITY:
+        return np.ones_like(A)
+    if act == SIGMOID:
+        return A * (1 - A)
+    if act == TANH:
+        return 1 - A * A
+    if act == RELU:
+        return (A > 0).astype(A.dtype)
+    if act == SOFTPLUS:
+        return -np.expm1(-A)
+    raise ValueError(f"activation code {act} has no derivative in backward")
+
+
+def forward(X, W, b, act, out):
+    out[...] = activate(X @ W.T + b, act)
+
+
+def backward(dZ, A, A_prev, W, act, dW, db, dA_prev):
+    if act != IDENTITY:
+        dZ *= derivative(A, act)
+    np.matmul(dZ.T, A_prev, out=dW)
+    np.sum(dZ, axis=0, out=db)
+    if dA_prev is not None:
+        np.matmul(dZ, W, out=dA_prev)
+
+
+def per_sample_loss(Z, Y, loss):
+    """Per-sample loss from the logits Z, in stable log-sum-exp / softplus form."""
+    if loss == MSE:
+        return 0.5 * np.sum((Z - Y) ** 2, axis=1)
+    if loss == BCE:
+        return np.sum(_softplus(Z) - Y * Z, axis=1)
+    if loss == CROSS_ENTROPY:
+        m = Z.max(axis=1, keepdims=True)
+        lse = m + np.log(np.sum(np.exp(Z - m), axis=1, keepdims=True))
+        return np.sum(Y * (lse - Z), axis=1)
+    raise ValueError(f"unknown loss code {loss}")
+
+
+_OUTPUT_ACT = {MSE: IDENTITY, BCE: SIGMOID, CROSS_ENTROPY: SOFTMAX}
+
+
+def output_step(Z, Y, loss, dZ, sw):
+    n = Z.shape[0]
+    li = per_sample_loss(Z, Y, loss)
+    A = activate(Z, _OUTPUT_ACT[loss])
+    if sw is None:
+        np.subtract(A, Y, out=dZ)
+        dZ /= n
+        return float(li.sum(dtype=np.float64) / n)
+    np.subtract(A, Y, out=dZ)
+    dZ *= (sw / n)[:, None]
+    return float(np.dot(sw.astype(np.float64), li.astype(np.float64)) / n)
+
+
+def sgd_update(p, g, lr, l2):
+    if l2 != 0:
+        p -= lr * (g + l2 * p)
+    else:
+        p -= lr * g
+
+
+def momentum_update(p, g, v, lr, mu, l2, nesterov):
+    gg = g + l2 * p if l2 != 0 else g
+    v *= mu
+    v -= lr * gg
+    if nesterov:
+        p += mu * v - lr * gg
+    else:
+        p += v
+
+
+def adam_update(p, g, m, v, lr, beta1, beta2, eps, t, l2):
+    gg = g + l2 * p if l2 != 0 else g
+    m *= beta1
+    m += (1 - beta1) * gg
+    v *= beta2
+    v += (1 - beta2) * gg * gg
+    step = lr * np.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
+    p -= step * m / (np.sqrt(v) + eps)
+
+
+def update(opt, hyper, p, g, s1, s2, t, l2):
+    """Apply optimiser ``opt`` to one parameter array (l2 is 0 for biases)."""
+    lr = p.dtype.type(hyper[H_LR])
+    if opt == OPT_SGD:
+        sgd_update(p, g, lr, l2)
+    elif opt == OPT_MOMENTUM or opt == OPT_NESTEROV:
+        momentum_update(p, g, s1, lr, p.dtype.type(hyper[H_MOMENTUM]), l2, opt == OPT_NESTEROV)
+    elif opt == OPT_ADAM:
+        adam_update(p, g, s1, s2, lr, hyper[H_BETA1], hyper[H_BETA2], hyper[H_EPS], t, l2)
+    else:
+        raise ValueError(f"unknown optimiser code {opt}")
+
+
+def batch_gradients(Xb, Yb, swb, theta_views, grad_views, acts, loss, As, D0, D1):
+    """Forward, fused output step and backward for one batch; returns the batch loss."""
+    L = len(theta_views)
+    prev = Xb
+    for l, ((W, b), act) in enumerate(zip(theta_views, acts)):
+        forward(prev, W, b, IDENTITY if l == L - 1 else act, As[l])
+        prev = As[l]
+    k = As[-1].shape[1]
+    dZ = rows(D0, As[-1].shape[0], k)
+    value = output_step(As[-1], Yb, loss, dZ, swb)
+    bufs = (D0, D1)
+    for l in range(L - 1, -1, -1):
+        W, _ = theta_views[l]
+        dW, db = grad_views[l]
+        A_prev = As[l - 1] if l > 0 else Xb
+        nxt = rows(bufs[(L - l) % 2], Xb.shape[0], W.shape[1]) if l > 0 else None
+        backward(dZ, As[l], A_prev, W, IDENTITY if l == L - 1 else acts[l], dW, db, nxt)
+        dZ = nxt
+    return value
+
+
+def train_epoch(X, Y, sw, order, theta, grad, shapes, acts, loss, batch_size, opt, hyper, s1, s2,
+                t0, work):
+    N = X.shape[0]
+    tv, gv = param_views(theta, shapes), param_views(grad, shapes)
+    s1v = param_views(s1, shapes) if s1.size else None
+    s2v = param_views(s2, shapes) if s2.size else None
+    l2 = theta.dtype.type(hyper[H_L2])
+    loss_sum, done, t = 0.0, 0, t0
+    for start in range(0, N, batch_size):
+        n = min(batch_size, N - start)
+        Xb, Yb, swb, As, D0, D1 = work_views(work, shapes, batch_size, n)
+        rows = slice(start, start + n) if order is None else order[start:start + n]
+        Xb[...] = X[rows]
+        Yb[...] = Y[rows]
+        wb = None
+        if sw is not None:
+            swb[...] = sw[rows]
+            wb = swb
+        value = batch_gradients(Xb, Yb, wb, tv, gv, acts, loss, As, D0, D1)
+        if not (np.isfinite(value) and np.isfinite(grad).all()):
+            break
+        t += 1
+        for l in range(len(tv)):
+            (W, b), (dW, db) = tv[l], gv[l]
+            sW = s1v[l][0] if s1v else None
+            sb = s1v[l][1] if s1v else None
+            vW = s2v[l][0] if s2v else None
+            vb = s2v[l][1] if s2v else None
+            update(opt, hyper, W, dW, sW, vW, t, l2)
+            update(opt, hyper, b, db, sb, vb, t, 0)
+        loss_sum += value * n
+        done += 1
+    return loss_sum, done
