@@ -1,0 +1,100 @@
+"""Backend selection: which kernel module the API layer calls.
+
+Backends are imported lazily, on first use, so ``import fastnn`` stays fast and compiles nothing.
+"""
+
+import importlib
+import importlib.util
+import os
+import threading
+
+# name -> module that implements the kernel contract (see fastnn.kernels)
+MODULES = {
+    "numpy": "fastnn.kernels.reference",
+    "numba": "fastnn.kernels.numba_cpu",
+    "cython": "fastnn.kernels.cython_cpu",
+    "cuda": "fastnn.kernels.numba_cuda",
+}
+# Preference order for the default: the fastest available CPU backend, per the benchmarks.
+# cuda is chosen explicitly (set_backend("cuda") or FASTNN_BACKEND=cuda).
+DEFAULT_ORDER = ("cython", "numba", "numpy")
+
+_lock = threading.Lock()
+_current = None
+_loaded = {}
+
+
+def _why_unavailable(name):
+    """None if backend ``name`` can be used here, else a sentence saying why not."""
+    if name == "numpy":
+        return None
+    if name in ("numba", "cuda") and importlib.util.find_spec("numba") is None:
+        return "numba is not installed"
+    if name == "cython" and importlib.util.find_spec("fastnn.kernels._cython_cpu") is None:
+        return "the compiled Cython extension fastnn.kernels._cython_cpu was not built"
+    if name == "cuda":
+        if importlib.util.find_spec("fastnn.kernels.numba_cuda") is None:
+            return "the numba_cuda kernel module is missing"
+        from numba import cuda
+
+        if not cuda.is_available():
+            return "no CUDA GPU is available (numba.cuda.is_available() is False)"
+    return None
+
+
+def available_backends():
+    """Names of the backends that can run on this machine, fastest CPU backend first."""
+    names = [n for n in DEFAULT_ORDER if _why_unavailable(n) is None]
+    if _why_unavailable("cuda") is None:
+        names.append("cuda")
+    return names
+
+
+def _check(name):
+    if not isinstance(name, str) or name not in MODULES:
+        raise ValueError(f"unknown backend {name!r}; expected one of {sorted(MODULES)}")
+    why = _why_unavailable(name)
+    if why is not None:
+        raise RuntimeError(
+            f"backend {name!r} is not available: {why}; available backends: "
+            + ", ".join(available_backends())
+        )
+
+
+def set_backend(name):
+    """Choose the backend that fastnn's models use from now on.
+
+    Parameters
+    ----------
+    name : {"numpy", "numba", "cython", "cuda"}
+        The backend. ValueError for an unknown name, RuntimeError (saying why) for one that is
+        not available here.
+    """
+    global _current
+    _check(name)
+    with _lock:
+        _current = name
+
+
+def get_backend():
+    """Name of the backend in use: set_backend's choice, else ``FASTNN_BACKEND``, else the fastest."""
+    global _current
+    with _lock:
+        if _current is None:
+            env = os.environ.get("FASTNN_BACKEND", "").strip()
+            if env:
+                _check(env)
+                _current = env
+            else:
+                _current = available_backends()[0]
+        return _current
+
+
+def kernels(name=None):
+    """The kernel module for backend ``name`` (default: the current backend), imported on first use."""
+    name = get_backend() if name is None else name
+    mod = _loaded.get(name)
+    if mod is None:
+        _check(name)
+        mod = _loaded[name] = importlib.import_module(MODULES[name])
+    return mod
