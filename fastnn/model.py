@@ -8,7 +8,9 @@ from ._codes import (
     H_LR, N_HYPER, NO_GRADIENT, OPT_SGD, OUTPUT_ONLY, SOFTMAX, activation_code, loss_code,
 )
 from ._pipeline import allocate_outputs, batch_gradients, forward_pass
-from ._validation import as_matrix, check_dtype, check_positive_float, targets
+from ._validation import (
+    all_finite, as_list, as_matrix, check_dtype, check_positive_float, check_seed, targets,
+)
 from .kernels.layout import param_size, param_views, work_views, workspace_size
 from .layers import Dense
 
@@ -28,7 +30,7 @@ class MLP:
     """
 
     def __init__(self, layers, loss=None):
-        layers = list(layers)
+        layers = as_list(layers, "layers")
         if not layers:
             raise ValueError("an MLP needs at least one layer")
         for i, layer in enumerate(layers):
@@ -70,6 +72,7 @@ class MLP:
                                            param_views(self._grad, self._shapes)):
             layer._bind(W, b, dW, db)
         self._work = np.zeros(0, dtype=self.dtype)
+        self._theta_keep = None
         self.reset_optimizer()
 
     @classmethod
@@ -86,13 +89,13 @@ class MLP:
         seed : int, optional
             Seed of ``np.random.default_rng``; the same seed gives the same model.
         """
-        sizes = list(sizes)
+        sizes = as_list(sizes, "sizes")
         if len(sizes) < 2:
             raise ValueError(f"sizes needs an input width and at least one layer, got {sizes}")
         activation_code(hidden)
         activation_code(output)
         dtype = check_dtype(dtype)
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(check_seed(seed))
         acts = [hidden] * (len(sizes) - 2) + [output]
         return cls([Dense(i, o, a, dtype=dtype, seed=rng)
                     for i, o, a in zip(sizes[:-1], sizes[1:], acts)])
@@ -226,12 +229,22 @@ class MLP:
         n = X.shape[0]
         hyper = self._step_hyper
         hyper[H_LR] = lr
+        # The kernels stop before an update whose loss or gradient is not finite, but a finite
+        # gradient times a huge lr can still overflow the parameters: keep a copy to restore.
+        keep = self._theta_keep
+        if keep is None or keep.size != self._theta.size:
+            keep = self._theta_keep = np.empty_like(self._theta)
+        np.copyto(keep, self._theta)
         loss_sum, done = _backend.kernels().train_epoch(
             X, Y, None, None, self._theta, self._grad, self._shapes, self._acts, self._loss, n,
             OPT_SGD, hyper, self._no_state, self._no_state, 0, self._workspace(n))
         if done == 0:
             raise FloatingPointError("train_step: the loss or gradient is not finite; the model "
                                      "was not updated")
+        if not all_finite(self._theta):
+            np.copyto(self._theta, keep)
+            raise FloatingPointError("train_step: the update overflowed the parameters (try a "
+                                     "smaller learning rate); the model was not updated")
         return loss_sum / n
 
     def reset_optimizer(self):
@@ -263,11 +276,13 @@ class MLP:
         state = self.__dict__.copy()
         state["layers"] = [(l.in_features, l.out_features, l.activation) for l in self.layers]
         state.pop("_grad")
+        state["_theta_keep"] = None
         state["_work"] = np.zeros(0, dtype=self.dtype)
         return state
 
     def __setstate__(self, state):
         specs = state.pop("layers")
+        state.setdefault("_theta_keep", None)
         self.__dict__.update(state)
         self._grad = np.zeros_like(self._theta)
         self.layers = []
