@@ -109,7 +109,8 @@ def per_sample_loss(Z, Y, loss):
     if loss == CROSS_ENTROPY:
         m = Z.max(axis=1, keepdims=True)
         lse = m + np.log(np.sum(np.exp(Z - m), axis=1, keepdims=True))
-        return np.sum(Y * (lse - Z), axis=1)
+        # classes with target 0 add nothing, even when lse - z overflows (0 * inf would be NaN)
+        return np.sum(np.where(Y != 0, Y * (lse - Z), 0.0), axis=1)
     raise ValueError(f"unknown loss code {loss}")
 
 
