@@ -4,7 +4,7 @@ import numpy as np
 
 from . import _backend
 from ._codes import (
-    ACTIVATION_LOSS, ACTIVATION_NAMES, BCE, CROSS_ENTROPY, LOSS_ACTIVATION, LOSS_NAMES,
+    ACTIVATION_LOSS, ACTIVATION_NAMES, BCE, CROSS_ENTROPY, LOSS_ACTIVATION, LOSS_NAMES, MSE,
     H_LR, N_HYPER, NO_GRADIENT, OPT_SGD, OUTPUT_ONLY, SOFTMAX, activation_code, loss_code,
 )
 from ._pipeline import allocate_outputs, batch_gradients, forward_pass
@@ -184,16 +184,22 @@ class MLP:
                              "paired loss")
 
     def score(self, X, y):
-        """Accuracy for classifiers (softmax/sigmoid); R² for regression (identity)."""
+        """Accuracy for classifiers (softmax/sigmoid); R² for regression (identity).
+
+        ``y`` is checked like the targets of ``loss`` (ValueError for bad values or shapes).
+        """
+        X = self._check_X(X)
         pred = self.predict(X)
+        n, k = X.shape[0], self.layers[-1].out_features
         if self._loss in (CROSS_ENTROPY, BCE):
-            y = np.asarray(y)
-            if self._loss == CROSS_ENTROPY and y.ndim == 2:
-                y = y.argmax(axis=1)
-            return float(np.mean(pred.reshape(y.shape) == y))
-        y = np.asarray(y, dtype=np.float64).reshape(pred.shape)
-        ss = ((y - pred) ** 2).sum()
-        st = ((y - y.mean(axis=0)) ** 2).sum()
+            Y = self._targets(y, n)
+            truth = Y.argmax(axis=1) if self._loss == CROSS_ENTROPY else Y.reshape(pred.shape)
+            return float(np.mean(pred == truth))
+        y = targets(y, MSE, n, k, np.float64).reshape(pred.shape)
+        pred = pred.astype(np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            ss = ((y - pred) ** 2).sum()
+            st = ((y - y.mean(axis=0)) ** 2).sum()
         return float(1 - ss / st) if st > 0 else 0.0
 
     # training ---------------------------------------------------------------------------
