@@ -42,7 +42,7 @@ def lay_out(X, layout):
     if layout == "reversed":
         return np.ascontiguousarray(X[::-1, ::-1])[::-1, ::-1]
     if layout == "int":
-        return np.round(X * 4).astype(np.int32)
+        return np.round(X).astype(np.int32)
     if layout == "float16":
         return X.astype(np.float16)
     if layout == "list":
@@ -95,7 +95,7 @@ def using(backend):
         fastnn.set_backend(old)
 
 
-def run_all(p, backend, lr=0.05):
+def run_all(p, backend, lr=0.02):
     """Everything the public API computes for problem p on one backend."""
     with using(backend):
         X = lay_out(p["X"], p["layout"])
@@ -106,9 +106,12 @@ def run_all(p, backend, lr=0.05):
                                        for dW, db in m.gradients(X, y)])
         out["step_loss"] = m.train_step(X, y, lr=lr)
         out["after_step"] = m._theta.copy()
-        hist = m.fit(X, y, epochs=2, batch_size=3, lr=lr, optimizer="momentum", shuffle=True,
-                     seed=1, progress=False)
-        out["fit_loss"] = np.array(hist.loss)
+        try:
+            hist = m.fit(X, y, epochs=2, batch_size=3, lr=lr, optimizer="momentum",
+                         shuffle=True, seed=1, progress=False)
+            out["fit_loss"] = np.array(hist.loss)
+        except FloatingPointError as e:  # must then diverge at the same step everywhere
+            out["fit_loss"] = str(e)
         out["after_fit"] = m._theta.copy()
         return out
 
@@ -127,6 +130,9 @@ def test_every_backend_agrees_with_the_reference(p):
             for key in want:
                 if key in ("forward",):
                     assert got[key].dtype == p["dtype"]
+                if isinstance(want[key], str) or isinstance(got[key], str):
+                    assert got[key] == want[key], backend
+                    continue
                 np.testing.assert_allclose(got[key], want[key], **tol,
                                            err_msg=f"{backend}: {key}")
 
