@@ -28,6 +28,8 @@ class Dense:
     -----
     When a layer is put in an MLP, its ``W``, ``b``, ``dW`` and ``db`` become views into the model's
     flat parameter and gradient vectors; assigning ``layer.W = array`` copies into that storage.
+    ``forward`` keeps its input and output for ``backward``, so a Dense used on its own is not
+    safe to share between threads (``MLP`` inference does not use this cache).
     """
 
     def __init__(self, in_features, out_features, activation="relu", *, dtype=np.float32,

@@ -27,6 +27,15 @@ class MLP:
         Inferred from the last activation (softmax → cross_entropy, sigmoid → bce,
         identity → mse). Each loss is fused with its output activation, so an explicit loss must
         match it. A model whose output has no paired loss (step, relu, ...) is for inference only.
+
+    Notes
+    -----
+    Threads: ``forward``, ``predict``, ``predict_proba``, ``loss`` and ``score`` only read the
+    parameters and allocate their own outputs, so several threads may call them on one model at
+    once (the compiled kernels release the GIL). ``fit``, ``train_step`` and ``gradients`` use the
+    model's own buffers and update it in place: never run two of them on one model at once, and
+    expect inference running beside them on the *same* model to see parameters mid-update.
+    Different models are independent.
     """
 
     def __init__(self, layers, loss=None):
@@ -169,7 +178,10 @@ class MLP:
         return A[:, 0] if A.shape[1] == 1 else A
 
     def loss(self, X, y):
-        """Mean loss of the model on (X, y), from the logits (never overflows)."""
+        """Mean loss of the model on (X, y), from the logits (never overflows).
+
+        Safe to call from several threads.
+        """
         self._check_loss()
         X = self._check_X(X)
         Y = self._targets(y, X.shape[0])
@@ -210,7 +222,10 @@ class MLP:
         return self._work
 
     def gradients(self, X, y):
-        """Per-layer ``(dW, db)`` of the mean loss on (X, y), as copies; the model is not updated."""
+        """Per-layer ``(dW, db)`` of the mean loss on (X, y), as copies; the model is not updated.
+
+        Uses the model's scratch buffers: not safe beside another training call on this model.
+        """
         self._check_trainable()
         X = self._check_X(X)
         Y = self._targets(y, X.shape[0])
@@ -226,7 +241,7 @@ class MLP:
         """One plain SGD step on the batch (X, y); returns the loss before the update.
 
         Raises FloatingPointError, leaving the model unchanged, if the loss or gradient is not
-        finite.
+        finite or the update overflows the parameters. Not thread-safe on one model.
         """
         lr = check_positive_float(lr, "lr")
         self._check_trainable()
