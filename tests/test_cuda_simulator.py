@@ -1,0 +1,23 @@
+"""Runs tests/cuda in a fresh pytest process under numba's CUDA simulator (no GPU needed)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+
+
+def test_cuda_kernels_in_simulator():
+    pytest.importorskip("numba")
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", str(HERE / "cuda"), "-q", "-p", "no:cacheprovider"],
+        cwd=HERE.parent, env=env, capture_output=True, text=True, timeout=900,
+    )
+    if proc.returncode != 0:
+        print(proc.stdout[-20000:])
+        print(proc.stderr[-5000:])
+    assert proc.returncode == 0, f"tests/cuda failed in the simulator (exit {proc.returncode})"
