@@ -39,6 +39,7 @@ def gemm_kernel(form, dtype, tile):
     A_KMAJOR = form == "tn"  # A stored (K, M)
     B_NMAJOR = form == "nt"  # B stored (N, K)
     FWD, DW, DA = form == "nt", form == "tn", form == "nn"
+    A_SHAPE, B_SHAPE = (BK, BM + PAD), (BK, BN + PAD)  # constants for the shared arrays
 
     @cuda_jit
     def kernel(Am, Bm, C, M, N, K, vec, aux, act, state):
@@ -49,8 +50,8 @@ def gemm_kernel(form, dtype, tile):
         tid = ty * TX + tx
         bm = cuda.blockIdx.y * BM
         bn = cuda.blockIdx.x * BN
-        As = cuda.shared.array((BK, BM + PAD), F)
-        Bs = cuda.shared.array((BK, BN + PAD), F)
+        As = cuda.shared.array(A_SHAPE, F)
+        Bs = cuda.shared.array(B_SHAPE, F)
         acc = cuda.local.array((TM, TN), F)
         ar = cuda.local.array(TM, F)
         bc = cuda.local.array(TN, F)
@@ -105,13 +106,22 @@ def gemm_kernel(form, dtype, tile):
                     if j < N:
                         v = acc[r, c]
                         if FWD:
-                            v = act_fn(v + vec[j], act)
+                            v += vec[j]
                         elif DA:
                             if act != IDENTITY:
                                 v *= deriv_fn(aux[i, j], act)
                         elif not math.isfinite(v):
                             bad = True
                         C[i, j] = v
+        if FWD and act != IDENTITY:
+            # a second pass over this thread's own outputs keeps the loop above small enough to
+            # unroll, so acc stays in registers (the activation code is long)
+            for r in range(TM):
+                i = bm + ty + r * TY
+                for c in range(TN):
+                    j = bn + tx + c * TX
+                    if i < M and j < N:
+                        C[i, j] = act_fn(C[i, j], act)
         if sums_db and bm + tid < M:
             vec[bm + tid] = dbs
             if not math.isfinite(dbs):

@@ -81,14 +81,14 @@ def output_kernel(dtype, nthreads):
     (log-sum-exp / softplus forms); the block then adds them in a fixed order (deterministic)
     into ``state[S_BATCH_LOSS]``, in float64.
     """
-    F = numba_float(dtype)
+    F, F64 = numba_float(dtype), numba_float("float64")
     sigmoid, softplus, _, _ = device_math(dtype)
 
     @cuda_jit
     def kernel(Z, Y, sw, has_sw, loss, dZ, state):
         if state[S_STOPPED] != 0:
             return
-        part = cuda.shared.array(nthreads, numba_float("float64"))
+        part = cuda.shared.array(nthreads, F64)
         n, k = Z.shape
         t = cuda.threadIdx.x
         inv_n = F(1) / F(n)
