@@ -1,5 +1,6 @@
 """Runs tests/cuda in a fresh pytest process under numba's CUDA simulator (no GPU needed)."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -11,7 +12,8 @@ HERE = Path(__file__).resolve().parent
 
 
 def test_cuda_kernels_in_simulator():
-    pytest.importorskip("numba")
+    if importlib.util.find_spec("numba") is None or importlib.util.find_spec("numba.cuda") is None:
+        pytest.skip("numba.cuda is not installed (pip install numba-cuda)")
     env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", str(HERE / "cuda"), "-q", "-p", "no:cacheprovider"],
