@@ -225,3 +225,17 @@ def fill_kernel(dtype):
             x[i] = value
 
     return kernel
+
+
+@functools.lru_cache(maxsize=None)
+def nonfinite_kernel(dtype):
+    """``(x, flag)``: flag[0] = 1 when a value of the 1-D ``x`` is NaN or infinite."""
+
+    @cuda_jit
+    def kernel(x, flag):
+        for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+            if not math.isfinite(x[i]):
+                flag[0] = 1
+                return
+
+    return kernel

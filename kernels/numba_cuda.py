@@ -104,6 +104,25 @@ def device_zeros(shape, dtype=np.float32):
     return out
 
 
+def all_finite(x):
+    """Whether every value of the 1-D device array ``x`` is finite (one flag is read back).
+
+    Parameters
+    ----------
+    x : device array, 1-D
+
+    Returns
+    -------
+    bool
+    """
+    x = to_device(x)
+    flag = cuda.to_device(np.zeros(1, np.int32))
+    if x.size:
+        kern = _cuda_rows.nonfinite_kernel(_dtype(x))
+        kern[_cuda_rows.blocks(x.size), _cuda_rows.threads()](x, flag)
+    return not bool(flag.copy_to_host()[0])
+
+
 def synchronize():
     """Wait until every queued kernel has finished (for timing)."""
     cuda.synchronize()

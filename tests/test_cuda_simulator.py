@@ -23,3 +23,14 @@ def test_cuda_kernels_in_simulator():
         print(proc.stdout[-20000:])
         print(proc.stderr[-5000:])
     assert proc.returncode == 0, f"tests/cuda failed in the simulator (exit {proc.returncode})"
+
+
+def test_gpu_bench_logic_in_simulator():
+    """benchmarks/gpu_bench.py --simulate runs its whole logic on a tiny case."""
+    if importlib.util.find_spec("numba.cuda") is None:
+        pytest.skip("numba.cuda is not installed")
+    script = HERE.parent / "benchmarks" / "gpu_bench.py"
+    proc = subprocess.run([sys.executable, str(script), "--simulate"], cwd=HERE.parent,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "5-6-3" in proc.stdout

@@ -153,3 +153,13 @@ def test_device_helpers(K):
     z = K.device_zeros((3, 2), np.float64)
     assert z.shape == (3, 2) and K.to_host(z).dtype == np.float64 and not K.to_host(z).any()
     assert K.to_device([1.0, 2.0], dtype=np.float32).dtype == np.float32
+
+
+def test_all_finite(K):
+    x = np.ones(7, np.float32)
+    assert K.all_finite(K.to_device(x))
+    x[5] = np.nan
+    assert not K.all_finite(K.to_device(x))
+    x[5] = -np.inf
+    assert not K.all_finite(K.to_device(x))
+    assert K.all_finite(K.device_zeros(0, np.float64))
