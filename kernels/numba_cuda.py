@@ -278,7 +278,8 @@ def train_epoch_device(X, Y, sw, order, theta, grad, shapes, acts, loss, batch_s
     if order is not None:
         order = to_device(order if is_device_array(order) else np.asarray(order, np.int64))
     dt = _dtype(theta)
-    N, B, L = X.shape[0], int(batch_size), len(shapes)
+    N = X.shape[0] if order is None else order.shape[0]
+    B, L = int(batch_size), len(shapes)
     tv, gv = param_views(theta, shapes), param_views(grad, shapes)
     bounds = _bounds(shapes)
     l2 = hyper[H_L2]

@@ -76,6 +76,19 @@ def test_train_epoch_matches_reference(K, R, tol, dtype, loss, opt):
         np.testing.assert_allclose(dev[name], ref[name], err_msg=name, **tol(dtype))
 
 
+def test_train_epoch_over_a_subset_of_rows(K, R, tol):
+    """``order`` may list fewer rows than X has (fit passes chunks of its permutation)."""
+    rng = np.random.default_rng(11)
+    X, Y, sw, shapes, theta = _problem(rng, np.float64, [3, 4, 2], C.BCE, 9, True)
+    acts = np.array([C.RELU, C.SIGMOID], np.int64)
+    order = np.array([8, 2, 5, 0, 7], np.int64)
+    want, got, ref, dev = _run_both(K, R, X, Y, sw, order, shapes, acts, C.BCE, 2, C.OPT_SGD,
+                                    _hyper(C.OPT_SGD), theta)
+    assert got[1] == want[1] == 3
+    np.testing.assert_allclose(got[0], want[0], **tol(np.float64))
+    np.testing.assert_allclose(dev["theta"], ref["theta"], **tol(np.float64))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_train_epoch_deep_and_batch_of_one(K, R, tol, dtype):
     rng = np.random.default_rng(7)
