@@ -149,7 +149,8 @@ def test_s000_forward_and_loss_at_initial_weights(backend, how):
     yhat = model.forward(S000_X)
     assert np.asarray(yhat).dtype == np.float64
     _close(np.ravel(yhat), [it1["yhat"]])
-    _close(np.ravel(model.predict_proba(S000_X)), [it1["yhat"]])
+    # predict_proba for one sigmoid output gives (1 - p, p), as scikit-learn does
+    _close(model.predict_proba(S000_X), [[1.0 - it1["yhat"], it1["yhat"]]])
     # hidden activations: the seed's u = (0.7685, 0.8581) to 4 decimals
     u = model.layers[0].forward(S000_X)
     _close(u, [it1["u"]])
@@ -307,7 +308,10 @@ def test_xor_learned(backend, hidden, units, lr, epochs):
     hist = model.fit(XOR_X, XOR_Y, epochs=epochs, batch_size=4, lr=lr, optimizer="sgd",
                      shuffle=False, progress=False)
     assert np.ravel(model.predict(XOR_X)).tolist() == [0, 1, 1, 0]
-    proba = np.ravel(model.predict_proba(XOR_X))
+    proba = model.predict_proba(XOR_X)
+    assert proba.shape == (4, 2)
+    _close(proba.sum(axis=1), np.ones(4))
+    proba = proba[:, 1]
     assert np.all(np.abs(proba - XOR_Y) < 0.05), proba
     assert len(hist.loss) == epochs
     assert hist.loss[-1] < 0.02 < hist.loss[0]
@@ -315,16 +319,37 @@ def test_xor_learned(backend, hidden, units, lr, epochs):
     _close(proba, _xor_reference(hidden, units, 0, lr, epochs), atol=1e-7, rtol=0)
 
 
-def test_xor_learned_per_sample_sgd(backend):
-    """Batch size 1 in a fixed order (the seeds' Algorithm 3.1 over the four XOR points)."""
-    W1, b1, W2, b2 = _xor_init(4, seed=0)
-    model = fastnn.MLP([fastnn.Dense(2, 4, "sigmoid", dtype=np.float64),
-                        fastnn.Dense(4, 1, "sigmoid", dtype=np.float64)])
-    for layer, (W, b) in zip(model.layers, ((W1, b1), (W2, b2))):
-        layer.W = W
-        layer.b = b
-    model.fit(XOR_X, XOR_Y, epochs=1000, batch_size=1, lr=0.5, shuffle=False, progress=False)
+def test_xor_learned_from_sizes_seeded_per_sample_sgd(backend):
+    """MLP.from_sizes with its own seeded initialisation; batch size 1 (the seeds' Algorithm
+    3.1) with seeded shuffling."""
+    model = fastnn.MLP.from_sizes([2, 4, 1], hidden="sigmoid", output="sigmoid",
+                                  dtype=np.float64, seed=0)
+    hist = model.fit(XOR_X, XOR_Y, epochs=1000, batch_size=1, lr=0.5, optimizer="sgd",
+                     shuffle=True, seed=0, progress=False)
     assert np.ravel(model.predict(XOR_X)).tolist() == [0, 1, 1, 0]
+    assert hist.loss[-1] < 0.1 < hist.loss[0]
+
+
+def test_xor_learned_from_sizes_tanh_adam(backend):
+    model = fastnn.MLP.from_sizes([2, 8, 1], hidden="tanh", output="sigmoid", dtype=np.float64,
+                                  seed=0)
+    model.fit(XOR_X, XOR_Y, epochs=500, batch_size=4, lr=0.05, optimizer="adam", shuffle=True,
+              seed=0, progress=False)
+    assert np.ravel(model.predict(XOR_X)).tolist() == [0, 1, 1, 0]
+
+
+def test_xor_seeds_make_training_reproducible(backend):
+    runs = []
+    for _ in range(2):
+        model = fastnn.MLP.from_sizes([2, 4, 1], hidden="tanh", output="sigmoid",
+                                      dtype=np.float64, seed=7)
+        hist = model.fit(XOR_X, XOR_Y, epochs=50, batch_size=1, lr=0.5, shuffle=True, seed=3,
+                         progress=False)
+        runs.append((np.asarray(hist.loss), _params(model)))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    for (W, b), (W0, b0) in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_array_equal(W, W0)
+        np.testing.assert_array_equal(b, b0)
 
 
 # ==========================================================================================
@@ -422,24 +447,25 @@ def test_s003_problem3_regions(backend):
     assert inside.sum() == 10   # grid points with x1, x2 >= 0 and x1 + x2 < 1
 
 
-@pytest.mark.parametrize("output", ["step", "sigmoid"])
-def test_training_through_step_raises(backend, output):
+@pytest.mark.parametrize("hidden, output", [("step", "step"), ("step", "sigmoid"),
+                                            ("sigmoid", "step")])
+def test_training_through_step_raises(backend, hidden, output):
     """An MLP ending in step is inference-only; step anywhere cannot be trained through."""
     p = sd.S003_P2
-    model = fastnn.MLP([_layer(1, 2, "step", p["WH"], p["bH"]),
+    model = fastnn.MLP([_layer(1, 2, hidden, p["WH"], p["bH"]),
                         _layer(2, 1, output, p["WO"], p["bO"])])
     X = np.array(sd.S003_P2_TABLE["x"][:4])[:, None]
     y = np.array(sd.S003_P2_TABLE["y"])
     before = _params(model)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="step"):
         model.train_step(X, y, 0.1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="step"):
         model.fit(X, y, epochs=2, batch_size=2, lr=0.1, progress=False)
     for (W, b), (W0, b0) in zip(_params(model), before):
         np.testing.assert_array_equal(W, W0)
         np.testing.assert_array_equal(b, b0)
     # inference still works after the refused training
-    if output == "step":
+    if (hidden, output) == ("step", "step"):
         np.testing.assert_array_equal(np.ravel(model.predict(X)), y)
 
 
