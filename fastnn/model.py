@@ -137,12 +137,19 @@ class MLP:
     def _params(self):
         return [(l._W, l._b) for l in self.layers]
 
+    # The backend this model runs on: None follows fastnn.get_backend(); a name pins it (the
+    # scikit-learn estimators' ``backend`` parameter uses this, so they never change the global).
+    backend = None
+
+    def _kernels(self):
+        return _backend.kernels(self.backend)
+
     # inference --------------------------------------------------------------------------
     def forward(self, X):
         """The output layer's activations for X (n, in). Safe to call from several threads."""
         X = self._check_X(X)
         outs = allocate_outputs(X.shape[0], self._params(), self.dtype)
-        return forward_pass(_backend.kernels(), X, self._params(), self._acts, outs, False)
+        return forward_pass(self._kernels(), X, self._params(), self._acts, outs, False)
 
     def predict_proba(self, X):
         """Class probabilities: softmax outputs, or (1 - p, p) for one sigmoid output."""
@@ -171,7 +178,7 @@ class MLP:
         X = self._check_X(X)
         Y = self._targets(y, X.shape[0])
         outs = allocate_outputs(X.shape[0], self._params(), self.dtype)
-        K = _backend.kernels()
+        K = self._kernels()
         Z = forward_pass(K, X, self._params(), self._acts, outs, logits=True)
         return float(K.output_step(Z, Y, self._loss, np.empty_like(Z), None))
 
@@ -209,7 +216,7 @@ class MLP:
         work = self._workspace(n)
         _, _, _, As, D0, D1 = work_views(work, self._shapes, n, n)
         grads = param_views(np.zeros_like(self._theta), self._shapes)
-        batch_gradients(_backend.kernels(), X, Y, None, self._params(), grads, self._acts,
+        batch_gradients(self._kernels(), X, Y, None, self._params(), grads, self._acts,
                         self._loss, As, D0, D1)
         return grads
 
@@ -226,7 +233,7 @@ class MLP:
         n = X.shape[0]
         hyper = self._step_hyper
         hyper[H_LR] = lr
-        loss_sum, done = _backend.kernels().train_epoch(
+        loss_sum, done = self._kernels().train_epoch(
             X, Y, None, None, self._theta, self._grad, self._shapes, self._acts, self._loss, n,
             OPT_SGD, hyper, self._no_state, self._no_state, 0, self._workspace(n))
         if done == 0:
@@ -257,6 +264,12 @@ class MLP:
 
         return fit(self, X, y, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
                    shuffle=shuffle, seed=seed, progress=progress, **kwargs)
+
+    def save(self, path, *, optimizer_state=True, extra=None):
+        """Write the model to a versioned ``.npz`` file; see ``fastnn.io.save``."""
+        from .io import save
+
+        save(self, path, optimizer_state=optimizer_state, extra=extra)
 
     # pickling keeps the layers bound to the flat vectors ---------------------------------
     def __getstate__(self):
