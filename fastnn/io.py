@@ -93,6 +93,11 @@ def save(model, path, *, optimizer_state=True, extra=None):
 def _read(path):
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such model file: {path!r}")
+    if os.path.isdir(path):
+        raise ValueError(f"{path!r} is a directory, not a fastnn model file")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path!r} is not a fastnn model file: it is not an .npz archive "
+                         "(truncated, or another kind of file)")
     try:
         with np.load(path, allow_pickle=False) as data:
             if not isinstance(data, np.lib.npyio.NpzFile):
@@ -100,8 +105,6 @@ def _read(path):
             return {name: data[name] for name in data.files}
     except FileNotFoundError:
         raise
-    except IsADirectoryError:
-        raise ValueError(f"{path!r} is a directory, not a fastnn model file") from None
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
         raise ValueError(f"{path!r} is not a readable fastnn model file: {exc}") from None
 

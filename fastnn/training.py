@@ -64,14 +64,15 @@ class History:
         return f"History(epochs={self.epochs}, loss={last})"
 
 
-def check_sample_weight(sample_weight, n, dtype):
+def check_sample_weight(sample_weight, n, dtype, return_mean=False):
     """Per-sample weights as a finite, non-negative (n,) array of ``dtype`` rescaled to mean 1.
 
     Only the ratios between weights matter: rescaling keeps the step size independent of their
-    scale. ValueError if any is negative or non-finite, or all are zero.
+    scale. ValueError if any is negative or non-finite, or all are zero. With ``return_mean``,
+    also returns the weights' mean before rescaling (1.0 for None).
     """
     if sample_weight is None:
-        return None
+        return (None, 1.0) if return_mean else None
     w = np.asarray(sample_weight)
     if w.dtype.kind not in "biuf":
         raise ValueError(f"sample_weight must hold real numbers, got dtype {w.dtype}")
@@ -87,7 +88,8 @@ def check_sample_weight(sample_weight, n, dtype):
     total = w.sum()
     if total <= 0:
         raise ValueError("sample_weight sums to zero: there is nothing to learn from")
-    return np.ascontiguousarray(w * (n / total), dtype=dtype)
+    out = np.ascontiguousarray(w * (n / total), dtype=dtype)
+    return (out, total / n) if return_mean else out
 
 
 def validation_split(n, fraction, rng, labels=None):
@@ -140,7 +142,7 @@ def _check_validation_data(model, data):
 def fit(model, X, y, *, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", shuffle=True,
         seed=None, progress=True, l2=0.0, sample_weight=None, schedule="constant", power_t=0.5,
         tol=None, n_iter_no_change=10, early_stopping=False, validation_fraction=0.1,
-        validation_data=None, metrics=("accuracy",), callbacks=None):
+        validation_data=None, metrics=(), callbacks=None):
     """Train ``model`` on (X, y) with mini-batch gradient descent in the backend's epoch loop.
 
     Parameters
@@ -190,8 +192,10 @@ def fit(model, X, y, *, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", shuf
         ``(X_val, y_val)`` or ``(X_val, y_val, sample_weight_val)``: scored after every epoch
         (recorded in the History) and used by early stopping instead of a split.
     metrics : sequence of str
-        Extra per-epoch metrics on the training data: "accuracy" (classifiers only; costs one
-        forward pass over X per epoch). Pass ``()`` for none.
+        Extra per-epoch metrics on the training data: ``("accuracy",)`` records the training
+        accuracy of a classifier after each epoch (one more forward pass over X per epoch, so it
+        is off by default). Validation accuracy (or R²) is always recorded with the validation
+        loss.
     callbacks : sequence, optional
         Each is a ``fastnn.callbacks.Callback`` or a function ``f(epoch, logs)``; it is called
         after every epoch with the epoch (1-based) and a dict of that epoch's values, and
