@@ -106,6 +106,9 @@ def _read(path):
     except FileNotFoundError:
         raise
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        if "pickle" in str(exc):
+            raise ValueError(f"{path!r} is not a fastnn model file: it holds pickled Python "
+                             "objects, which fastnn never loads") from None
         raise ValueError(f"{path!r} is not a readable fastnn model file: {exc}") from None
 
 
