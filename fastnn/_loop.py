@@ -100,10 +100,14 @@ def evaluate(model, K, X, Y, sw, loss_scale=1.0):
     return mean_loss, float(r2.mean())
 
 
-def _penalty(model, l2):
+def _penalty(weights, l2):
+    """The L2 term ``l2/2 * sum ||W||²`` over flat weight views."""
     if l2 == 0:
         return 0.0
-    return 0.5 * l2 * sum(float(np.dot(l._W.ravel(), l._W.ravel())) for l in model.layers)
+    total = 0.0
+    for w in weights:
+        total += float(np.dot(w, w))
+    return 0.5 * l2 * total
 
 
 def _bar(total, enabled):
@@ -115,48 +119,67 @@ def _bar(total, enabled):
 
 
 def _finite(a):
-    with np.errstate(over="ignore", invalid="ignore"):
+    if a.size < 65536:
+        return bool(np.isfinite(a).all())
+    with np.errstate(over="ignore", invalid="ignore"):  # a sum is finite only if every term is
         return bool(np.isfinite(np.add.reduce(a))) or bool(np.isfinite(a).all())
 
 
 def _one_epoch(model, K, X, Y, sw, order, bs, chunk, opt, hyper, s1, s2, work, saved, epoch,
                bar):
-    """Every batch of one epoch, in chunks; returns the summed batch loss (times rows)."""
+    """Every batch of one epoch, in chunks; returns the summed batch loss (times rows).
+
+    Before each chunk the parameters and optimiser state are copied aside. The compiled loop
+    stops before any update whose loss or gradient is not finite; an update that itself
+    overflows is caught after the chunk. Either way the chunk is replayed from the copy up to
+    the last update that left the parameters finite (the replay is deterministic), and
+    FloatingPointError names the failing step.
+    """
     n = X.shape[0]
     total = 0.0
     live = (model._theta, s1, s2)
+
+    def train(lo, hi, t0):
+        if order is None:
+            return K.train_epoch(
+                X[lo:hi], Y[lo:hi], None if sw is None else sw[lo:hi], None, model._theta,
+                model._grad, model._shapes, model._acts, model._loss, bs, opt.code, hyper,
+                s1, s2, t0, work)
+        return K.train_epoch(
+            X, Y, sw, order[lo:hi], model._theta, model._grad, model._shapes, model._acts,
+            model._loss, bs, opt.code, hyper, s1, s2, t0, work)
+
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         for keep, arr in zip(saved, live):
             np.copyto(keep, arr)
         t0 = model._opt_t
-        if order is None:
-            loss_sum, done = K.train_epoch(
-                X[start:stop], Y[start:stop], None if sw is None else sw[start:stop], None,
-                model._theta, model._grad, model._shapes, model._acts, model._loss, bs,
-                opt.code, hyper, s1, s2, t0, work)
-        else:
-            loss_sum, done = K.train_epoch(
-                X, Y, sw, order[start:stop], model._theta, model._grad, model._shapes,
-                model._acts, model._loss, bs, opt.code, hyper, s1, s2, t0, work)
+        loss_sum, done = train(start, stop, t0)
         want = math.ceil((stop - start) / bs)
-        if done < want or not _finite(model._theta):
-            if done < want:  # the compiled loop stopped before the bad update
-                step = start // bs + done + 1
-            else:  # an update overflowed: go back to the chunk's start
-                for keep, arr in zip(saved, live):
-                    np.copyto(arr, keep)
-                step, done = start // bs + 1, 0
+        if done == want and _finite(model._theta):
             model._opt_t = t0 + done
-            raise FloatingPointError(
-                f"training diverged at epoch {epoch}, step {step}: the loss or a gradient is "
-                "not finite; the model keeps its last finite parameters (try a smaller "
-                "learning rate)"
-            )
+            total += loss_sum
+            if bar is not None:
+                bar.update(done)
+            continue
+        # diverged: ``done`` updates ran; find the last one that left finite parameters
+        failed = done + 1  # the batch whose loss or gradient was not finite
+        while not _finite(model._theta) and done > 0:
+            failed = done  # this update overflowed the parameters
+            done -= 1
+            for keep, arr in zip(saved, live):
+                np.copyto(arr, keep)
+            if done:
+                train(start, start + done * bs, t0)
+        if not _finite(model._theta):  # cannot happen: the copy was finite
+            for keep, arr in zip(saved, live):
+                np.copyto(arr, keep)
         model._opt_t = t0 + done
-        total += loss_sum
-        if bar is not None:
-            bar.update(done)
+        raise FloatingPointError(
+            f"training diverged at epoch {epoch}, step {start // bs + failed}: the loss or a "
+            "gradient is not finite; the model keeps its last finite parameters (try a "
+            "smaller learning rate)"
+        )
     return total
 
 
@@ -205,8 +228,11 @@ def run(model, X, Y, sw, plan, state, history, val=None, callbacks=()):
     hyper[H_L2] = plan.l2
     s1, s2 = model._optimizer_state(plan.opt)
     work = model._workspace(bs)
-    chunk = max(1, n_batches // 20) * bs
+    # With a progress bar the compiled loop runs ~1/20 epoch at a time so the bar moves;
+    # without one, whole epochs (fewest calls from Python).
+    chunk = max(1, n_batches // 20) * bs if plan.progress else n
     saved = [np.empty_like(a) for a in (model._theta, s1, s2)]
+    weights = [layer._W.reshape(-1) for layer in model.layers]
     classifier = model._loss in (CROSS_ENTROPY, BCE)
     score_key = "val_accuracy" if classifier else "val_r2"
     for cb in callbacks:
@@ -224,7 +250,7 @@ def run(model, X, Y, sw, plan, state, history, val=None, callbacks=()):
             total = _one_epoch(model, K, X, Y, sw, order, bs, chunk, plan.opt, hyper, s1, s2,
                                work, saved, epoch, bar)
             state.samples_seen += n
-            logs = {"loss": plan.loss_scale * total / n + _penalty(model, plan.l2), "lr": lr}
+            logs = {"loss": plan.loss_scale * total / n + _penalty(weights, plan.l2), "lr": lr}
             if classifier and plan.train_accuracy:
                 logs["accuracy"] = evaluate(model, K, X, Y, sw)[1]
             if val is not None:

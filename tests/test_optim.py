@@ -274,3 +274,30 @@ def test_bad_options_raise_before_anything_changes(rng, message, options):
         _fit(model, X, y, epochs=2, **options)
     np.testing.assert_array_equal(model._theta, before)
     assert model._opt_code is None
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("lr", [1e4, 1e12, 1e30, 1e37])
+@pytest.mark.parametrize("progress", [False, True])
+def test_divergence_keeps_exactly_the_last_finite_update(backend, lr, progress):
+    # An overflowing *update* (finite gradient, non-finite parameters) must be undone too.
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(16, 3)) * 10).astype(np.float32)
+    y = rng.normal(size=16) * 100
+
+    def fresh():
+        return fastnn.MLP.from_sizes([3, 4, 1], output="identity", seed=0)
+
+    model = fresh()
+    with pytest.raises(FloatingPointError) as info:
+        model.fit(X, y, epochs=50, batch_size=4, lr=lr, shuffle=False, progress=progress)
+    assert np.isfinite(model._theta).all()
+    epoch, step = map(int, re.search(r"epoch (\d+), step (\d+)", str(info.value)).groups())
+    again = fresh()
+    if epoch > 1:
+        again.fit(X, y, epochs=epoch - 1, batch_size=4, lr=lr, shuffle=False, progress=False)
+    if step > 1:
+        again.fit(X[:4 * (step - 1)], y[:4 * (step - 1)], epochs=1, batch_size=4, lr=lr,
+                  shuffle=False, progress=False)
+    np.testing.assert_array_equal(model._theta, again._theta)
+    assert np.isfinite(again._theta).all()
