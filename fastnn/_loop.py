@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _device
 from ._codes import BCE, CROSS_ENTROPY, H_L2, H_LR
 from ._pipeline import forward_pass
 from .optim import invscaling_lr
@@ -118,14 +119,7 @@ def _bar(total, enabled):
     return tqdm(total=total, desc="fit", unit="step", leave=True, dynamic_ncols=True)
 
 
-def _finite(a):
-    if a.size < 65536:
-        return bool(np.isfinite(a).all())
-    with np.errstate(over="ignore", invalid="ignore"):  # a sum is finite only if every term is
-        return bool(np.isfinite(np.add.reduce(a))) or bool(np.isfinite(a).all())
-
-
-def _one_epoch(model, K, X, Y, sw, order, bs, chunk, opt, hyper, s1, s2, work, saved, epoch,
+def _one_epoch(model, K, ops, X, Y, sw, order, bs, chunk, opt, hyper, arrays, saved, epoch,
                bar):
     """Every batch of one epoch, in chunks; returns the summed batch loss (times rows).
 
@@ -135,28 +129,28 @@ def _one_epoch(model, K, X, Y, sw, order, bs, chunk, opt, hyper, s1, s2, work, s
     the last update that left the parameters finite (the replay is deterministic), and
     FloatingPointError names the failing step.
     """
+    theta, grad, s1, s2, work = arrays
     n = X.shape[0]
     total = 0.0
-    live = (model._theta, s1, s2)
+    live = (theta, s1, s2)
 
     def train(lo, hi, t0):
         if order is None:
             return K.train_epoch(
-                X[lo:hi], Y[lo:hi], None if sw is None else sw[lo:hi], None, model._theta,
-                model._grad, model._shapes, model._acts, model._loss, bs, opt.code, hyper,
-                s1, s2, t0, work)
+                X[lo:hi], Y[lo:hi], None if sw is None else sw[lo:hi], None, theta, grad,
+                model._shapes, model._acts, model._loss, bs, opt.code, hyper, s1, s2, t0, work)
         return K.train_epoch(
-            X, Y, sw, order[lo:hi], model._theta, model._grad, model._shapes, model._acts,
-            model._loss, bs, opt.code, hyper, s1, s2, t0, work)
+            X, Y, sw, order[lo:hi], theta, grad, model._shapes, model._acts, model._loss, bs,
+            opt.code, hyper, s1, s2, t0, work)
 
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         for keep, arr in zip(saved, live):
-            np.copyto(keep, arr)
+            ops.copyto(keep, arr)
         t0 = model._opt_t
         loss_sum, done = train(start, stop, t0)
         want = math.ceil((stop - start) / bs)
-        if done == want and _finite(model._theta):
+        if done == want and ops.all_finite(theta):
             model._opt_t = t0 + done
             total += loss_sum
             if bar is not None:
@@ -164,16 +158,16 @@ def _one_epoch(model, K, X, Y, sw, order, bs, chunk, opt, hyper, s1, s2, work, s
             continue
         # diverged: ``done`` updates ran; find the last one that left finite parameters
         failed = done + 1  # the batch whose loss or gradient was not finite
-        while not _finite(model._theta) and done > 0:
+        while done > 0 and not ops.all_finite(theta):
             failed = done  # this update overflowed the parameters
             done -= 1
             for keep, arr in zip(saved, live):
-                np.copyto(arr, keep)
+                ops.copyto(arr, keep)
             if done:
                 train(start, start + done * bs, t0)
-        if not _finite(model._theta):  # cannot happen: the copy was finite
+        if not ops.all_finite(theta):
             for keep, arr in zip(saved, live):
-                np.copyto(arr, keep)
+                ops.copyto(arr, keep)
         model._opt_t = t0 + done
         raise FloatingPointError(
             f"training diverged at epoch {epoch}, step {start // bs + failed}: the loss or a "
@@ -216,25 +210,45 @@ def _plateau(plan, state, logs, model, history, epoch):
 def run(model, X, Y, sw, plan, state, history, val=None, callbacks=()):
     """Train ``model`` for up to ``plan.epochs`` epochs; records into ``history`` and returns it.
 
-    ``val`` is None or ``(X_val, Y_val, sw_val)``. ``callbacks`` are objects with any of
+    ``X``, ``Y`` (dense targets) and ``sw`` (None or weights) are validated host arrays, or
+    device arrays given by the user for a device backend. ``val`` is None or
+    ``(X_val, Y_val, sw_val)`` on the host. ``callbacks`` are objects with any of
     ``on_train_begin(model)``, ``on_epoch_end(epoch, logs)`` (return True to stop) and
     ``on_train_end(history)``.
     """
     K = model._kernels()
+    device = _device.on_device(K)
+    X_host = None if device and K.is_device_array(X) else X
+    # host arrays, or device copies for a device backend (data goes up once per call)
+    ops, X, Y, theta, grad, work_for, state_for, trained = _device.fit_arrays(model, K, X, Y)
+    if sw is not None and device:
+        sw = K.to_device(sw)
     n = X.shape[0]
     bs = min(plan.batch_size, n)
     n_batches = math.ceil(n / bs)
     hyper = plan.opt.hyper()
     hyper[H_L2] = plan.l2
-    s1, s2 = model._optimizer_state(plan.opt)
-    work = model._workspace(bs)
+    s1, s2 = (state_for(a) for a in model._optimizer_state(plan.opt))
+    arrays = (theta, grad, s1, s2, work_for(bs))
     # With a progress bar the compiled loop runs ~1/20 epoch at a time so the bar moves;
     # without one, whole epochs (fewest calls from Python).
     chunk = max(1, n_batches // 20) * bs if plan.progress else n
-    saved = [np.empty_like(a) for a in (model._theta, s1, s2)]
+    saved = [ops.empty_like(a) for a in (theta, s1, s2)]
     weights = [layer._W.reshape(-1) for layer in model.layers]
     classifier = model._loss in (CROSS_ENTROPY, BCE)
     score_key = "val_accuracy" if classifier else "val_r2"
+    # metrics run on the host: with a device backend, on the reference kernels after a sync
+    K_eval = K
+    if device:
+        from .kernels import reference as K_eval
+    train_accuracy = plan.train_accuracy and classifier and X_host is not None
+    Y_host = Y if not device else None
+
+    def host_params():
+        if device:
+            trained()
+            _device.sync_host(model)
+
     for cb in callbacks:
         getattr(cb, "on_train_begin", _noop)(model)
     bar = _bar(plan.epochs * n_batches, plan.progress)
@@ -247,14 +261,21 @@ def run(model, X, Y, sw, plan, state, history, val=None, callbacks=()):
                 lr = state.lr
             hyper[H_LR] = lr
             order = state.rng.permutation(n) if plan.shuffle else None
-            total = _one_epoch(model, K, X, Y, sw, order, bs, chunk, plan.opt, hyper, s1, s2,
-                               work, saved, epoch, bar)
+            total = _one_epoch(model, K, ops, X, Y, sw, order, bs, chunk, plan.opt, hyper,
+                               arrays, saved, epoch, bar)
             state.samples_seen += n
+            if device and (plan.l2 or val is not None or train_accuracy or plan.restore_best):
+                host_params()
             logs = {"loss": plan.loss_scale * total / n + _penalty(weights, plan.l2), "lr": lr}
-            if classifier and plan.train_accuracy:
-                logs["accuracy"] = evaluate(model, K, X, Y, sw)[1]
+            if train_accuracy:
+                if Y_host is None:
+                    Y_host = K.to_host(Y)
+                sw_host = None if sw is None or not device else K.to_host(sw)
+                logs["accuracy"] = evaluate(model, K_eval, X_host, Y_host,
+                                            sw if not device else sw_host)[1]
             if val is not None:
-                logs["val_loss"], logs[score_key] = evaluate(model, K, *val, plan.loss_scale)
+                logs["val_loss"], logs[score_key] = evaluate(model, K_eval, *val,
+                                                             plan.loss_scale)
             reason = _plateau(plan, state, logs, model, history, epoch)
             history._record(logs)
             for cb in callbacks:
@@ -267,10 +288,14 @@ def run(model, X, Y, sw, plan, state, history, val=None, callbacks=()):
                 history.stop_reason = reason
                 break
     finally:
+        trained()
         if bar is not None:
             bar.close()
     if plan.restore_best and state.best_theta is not None:
+        _device.sync_host(model)
         np.copyto(model._theta, state.best_theta)
+        if device:
+            ops.copyto(theta, model._theta)
     for cb in callbacks:
         getattr(cb, "on_train_end", _noop)(history)
     return history

@@ -14,6 +14,7 @@ import zipfile
 
 import numpy as np
 
+from . import _device
 from ._codes import (
     ACTIVATIONS, LOSS_ACTIVATION, LOSSES, OPT_ADAM, OPT_MOMENTUM, OPT_NESTEROV, OPT_SGD,
 )
@@ -60,6 +61,7 @@ def save(model, path, *, optimizer_state=True, extra=None):
         Extra arrays of numbers or strings to keep with the model (class labels, scaling).
         Read them back with ``load(path, extra=True)``.
     """
+    _device.sync_host(model)
     arrays = {
         "format": np.array(FORMAT),
         "version": np.array(VERSION, np.int64),

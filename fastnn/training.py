@@ -8,7 +8,7 @@ import numbers
 
 import numpy as np
 
-from . import _loop
+from . import _device, _loop
 from ._codes import BCE, CROSS_ENTROPY
 from ._validation import (
     as_matrix, check_fraction, check_nonnegative_float, check_positive_float, check_positive_int,
@@ -230,8 +230,19 @@ def fit(model, X, y, *, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", shuf
     if seed is not None and not isinstance(seed, (numbers.Integral, np.random.Generator)):
         raise ValueError(f"seed must be an int, a numpy Generator or None, got {seed!r}")
     model._check_trainable()
-    X = model._check_X(X)
-    Y = model._targets(y, X.shape[0])
+    K = model._kernels()
+    if _device.on_device(K) and K.is_device_array(X):
+        if early_stopping and validation_data is None:
+            X = K.to_host(X)  # the split is made on the host
+            y = K.to_host(y) if K.is_device_array(y) else y
+        else:  # device input goes to the kernels as it is; fit_arrays checks it there
+            _device.as_input(K, X, model.dtype, model.layers[0].in_features)
+    if _device.on_device(K) and K.is_device_array(X):
+        y = K.to_host(y) if K.is_device_array(y) else y
+        Y = model._targets(y, X.shape[0])
+    else:
+        X = model._check_X(X)
+        Y = model._targets(y, X.shape[0])
     sw = check_sample_weight(sample_weight, X.shape[0], model.dtype)
     val = None if validation_data is None else _check_validation_data(model, validation_data)
 
