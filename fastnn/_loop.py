@@ -111,6 +111,13 @@ def _penalty(weights, l2):
     return 0.5 * l2 * total
 
 
+def _host_finite(a):
+    if a.size <= 65536:  # cheaper than a guarded sum for small vectors
+        return bool(np.isfinite(a).all())
+    with np.errstate(over="ignore", invalid="ignore"):  # a sum is finite only if every term is
+        return bool(np.isfinite(np.add.reduce(a))) or bool(np.isfinite(a).all())
+
+
 def _bar(total, enabled):
     if not enabled:
         return None
@@ -130,6 +137,7 @@ def _one_epoch(model, K, ops, X, Y, sw, order, bs, chunk, opt, hyper, arrays, sa
     FloatingPointError names the failing step.
     """
     theta, grad, s1, s2, work = arrays
+    finite = _host_finite if isinstance(theta, np.ndarray) else ops.all_finite
     n = X.shape[0]
     total = 0.0
     live = (theta, s1, s2)
@@ -150,7 +158,7 @@ def _one_epoch(model, K, ops, X, Y, sw, order, bs, chunk, opt, hyper, arrays, sa
         t0 = model._opt_t
         loss_sum, done = train(start, stop, t0)
         want = math.ceil((stop - start) / bs)
-        if done == want and ops.all_finite(theta):
+        if done == want and finite(theta):
             model._opt_t = t0 + done
             total += loss_sum
             if bar is not None:
@@ -158,14 +166,14 @@ def _one_epoch(model, K, ops, X, Y, sw, order, bs, chunk, opt, hyper, arrays, sa
             continue
         # diverged: ``done`` updates ran; find the last one that left finite parameters
         failed = done + 1  # the batch whose loss or gradient was not finite
-        while done > 0 and not ops.all_finite(theta):
+        while done > 0 and not finite(theta):
             failed = done  # this update overflowed the parameters
             done -= 1
             for keep, arr in zip(saved, live):
                 ops.copyto(arr, keep)
             if done:
                 train(start, start + done * bs, t0)
-        if not ops.all_finite(theta):
+        if not finite(theta):
             for keep, arr in zip(saved, live):
                 ops.copyto(arr, keep)
         model._opt_t = t0 + done
