@@ -12,6 +12,7 @@ from . import _device, _loop
 from ._codes import BCE, CROSS_ENTROPY
 from ._validation import (
     as_matrix, check_fraction, check_nonnegative_float, check_positive_float, check_positive_int,
+    check_seed,
 )
 from .callbacks import as_callbacks
 from .optim import check_schedule, get_optimizer
@@ -215,6 +216,7 @@ def fit(model, X, y, *, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", shuf
     """
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
+    seed = check_seed(seed)
     opt = get_optimizer(optimizer, check_positive_float(lr, "lr"))
     l2 = check_nonnegative_float(l2, "l2")
     shuffle = _check_bool(shuffle, "shuffle")
