@@ -90,22 +90,31 @@ def make(name, case, dtype):
 
 
 def tolerance(dtype):
-    """Relative tolerance on a step's weight change against the baseline."""
-    return 1e-3 if np.dtype(dtype) == np.float32 else 1e-8
+    """Relative tolerance on a step's weight change against the baseline.
+
+    float32 is loose: in the 1024x1024-2048-2048-10 case PyTorch's first-layer update differs
+    from NumPy's by 2e-3 (summation order, and relu masks flipping on near-zero pre-activations),
+    while in float64 it agrees to 1e-13. A wrong gradient is off by order 1.
+    """
+    return 1e-2 if np.dtype(dtype) == np.float32 else 1e-8
 
 
 def mismatch(got, want, start):
-    """Largest relative difference between the weight changes ``got - start`` and ``want - start``.
+    """Largest error in the weight changes ``got - start`` against ``want - start``.
 
-    ``got``, ``want`` and ``start`` are ``[(W, b), ...]`` lists. Compares the changes per array, in the Frobenius norm relative to the reference's
-    change, so a wrong gradient shows even where the step is small next to the weights.
+    ``got``, ``want`` and ``start`` are ``[(W, b), ...]`` lists. Per array, the Frobenius norm
+    of the difference of the changes is divided by ``||want - start|| + 2·eps·||want||``: the
+    second term is what rounding the updated weights to the dtype can cost (a small update next
+    to large weights is only known to about that). A wrong gradient still shows as an error of
+    order 1, a float32 summation order as one of about 1e-5.
     """
     worst = 0.0
     for pg, pw, p0 in zip(got, want, start):
         for g, r, s in zip(pg, pw, p0):
-            d_ref = r.astype(np.float64) - s
-            d_got = g.astype(np.float64) - s
-            scale = max(np.linalg.norm(d_ref), 1e-30)
+            eps = np.finfo(r.dtype).eps
+            r64, s64 = r.astype(np.float64), s.astype(np.float64)
+            d_ref, d_got = r64 - s64, g.astype(np.float64) - s64
+            scale = max(np.linalg.norm(d_ref) + 2 * eps * np.linalg.norm(r64), 1e-300)
             worst = max(worst, float(np.linalg.norm(d_got - d_ref) / scale))
     return worst
 
