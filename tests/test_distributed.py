@@ -101,6 +101,45 @@ def _restore_backend():
     fastnn.set_backend(old)
 
 
+# --- in-process checks, no MPI needed (they run first and warm Numba's cache for the ranks) --
+@pytest.mark.parametrize("opt", ["sgd", "momentum", "nesterov", "adam"])
+def test_one_step_matches_the_serial_fit(backend, opt, rng):
+    """The step that every rank runs (local gradient, then fused updates) on a single rank."""
+    X, y = rng.normal(size=(9, 5)), rng.integers(0, 3, 9)
+    ref = worker.model("softmax", 3)
+    serial_fit(ref, X, y, epochs=1, batch_size=9, lr=0.1, optimizer=opt, shuffle=False,
+               progress=False, l2=0.01)
+    m = worker.model("softmax", 3)
+    o = get_optimizer(opt, 0.1)
+    hyper = o.hyper()
+    s1, s2 = m._optimizer_state(o)
+    P = m.n_params
+    send = np.zeros(P + 3)
+    Y = m._targets(y, 9)
+    K = fastnn._backend.kernels()
+    distributed._local_step(K, m, X, Y, slice(0, 9), send,
+                            distributed.param_views(send[:P], m._shapes), m._workspace(9), 9)
+    assert send[P] == 9 and send[P + 2] == 0
+    distributed._update(K, m, o.code, hyper, send[:P] / 9, s1, s2, 1, 0.01)
+    np.testing.assert_allclose(m._theta, ref._theta, rtol=1e-12, atol=1e-14)
+
+
+def test_checkpoint_round_trip_and_foreign_files(tmp_path, rng):
+    m = worker.model("softmax", 3)
+    s1, s2 = m._optimizer_state(get_optimizer("adam", 0.1))
+    s1[:] = rng.normal(size=s1.size)
+    path = tmp_path / "c.npz"
+    distributed.save_checkpoint(path, m, s1, s2, 3, 7, [1.0, 0.5])
+    ck = distributed.load_checkpoint(path)
+    np.testing.assert_array_equal(ck["theta"], m._theta)
+    np.testing.assert_array_equal(ck["s1"], s1)
+    assert int(ck["epoch"]) == 3 and int(ck["seed"]) == 7 and list(ck["loss"]) == [1.0, 0.5]
+    np.savez(tmp_path / "other.npz", theta=m._theta)
+    with pytest.raises(ValueError, match="not a fastnn distributed checkpoint"):
+        distributed.load_checkpoint(tmp_path / "other.npz")
+
+
+# --- under mpiexec ----------------------------------------------------------------------
 @needs_mpi
 @pytest.mark.parametrize("n", [2, 3])
 def test_k_ranks_match_one_process_on_the_concatenated_batches(n, tmp_path):
@@ -144,41 +183,3 @@ def test_resume_equals_an_uninterrupted_run(tmp_path):
         np.testing.assert_array_equal(arrays["resumed"], arrays["whole"])
         assert info["loss_resumed"] == info["loss_whole"]
         assert info["opt_t"][0] == info["opt_t"][1]
-
-
-# --- in-process checks: no MPI needed ----------------------------------------------------
-@pytest.mark.parametrize("opt", ["sgd", "momentum", "nesterov", "adam"])
-def test_one_step_matches_the_serial_fit(backend, opt, rng):
-    """The step that every rank runs (local gradient, then fused updates) on a single rank."""
-    X, y = rng.normal(size=(9, 5)), rng.integers(0, 3, 9)
-    ref = worker.model("softmax", 3)
-    serial_fit(ref, X, y, epochs=1, batch_size=9, lr=0.1, optimizer=opt, shuffle=False,
-               progress=False, l2=0.01)
-    m = worker.model("softmax", 3)
-    o = get_optimizer(opt, 0.1)
-    hyper = o.hyper()
-    s1, s2 = m._optimizer_state(o)
-    P = m.n_params
-    send = np.zeros(P + 3)
-    Y = m._targets(y, 9)
-    K = fastnn._backend.kernels()
-    distributed._local_step(K, m, X, Y, slice(0, 9), send,
-                            distributed.param_views(send[:P], m._shapes), m._workspace(9), 9)
-    assert send[P] == 9 and send[P + 2] == 0
-    distributed._update(K, m, o.code, hyper, send[:P] / 9, s1, s2, 1, 0.01)
-    np.testing.assert_allclose(m._theta, ref._theta, rtol=1e-12, atol=1e-14)
-
-
-def test_checkpoint_round_trip_and_foreign_files(tmp_path, rng):
-    m = worker.model("softmax", 3)
-    s1, s2 = m._optimizer_state(get_optimizer("adam", 0.1))
-    s1[:] = rng.normal(size=s1.size)
-    path = tmp_path / "c.npz"
-    distributed.save_checkpoint(path, m, s1, s2, 3, 7, [1.0, 0.5])
-    ck = distributed.load_checkpoint(path)
-    np.testing.assert_array_equal(ck["theta"], m._theta)
-    np.testing.assert_array_equal(ck["s1"], s1)
-    assert int(ck["epoch"]) == 3 and int(ck["seed"]) == 7 and list(ck["loss"]) == [1.0, 0.5]
-    np.savez(tmp_path / "other.npz", theta=m._theta)
-    with pytest.raises(ValueError, match="not a fastnn distributed checkpoint"):
-        distributed.load_checkpoint(tmp_path / "other.npz")
