@@ -16,7 +16,7 @@ import zlib
 
 import numpy as np
 
-from . import _backend
+from . import _backend, _device
 from ._codes import H_BETA1, H_BETA2, H_EPS, H_L2, H_LR, H_MOMENTUM, OPT_ADAM, OPT_NESTEROV, OPT_SGD
 from ._pipeline import batch_gradients
 from ._validation import (
@@ -190,6 +190,7 @@ def fit(model, X, y, *, comm=None, epochs=10, batch_size=32, lr=0.01, optimizer=
     _agree(comm, err, ValueError, "distributed fit: invalid input on some rank")
 
     K = _backend.kernels()
+    _device.sync_host(model)  # a model trained on the GPU before: its host arrays take over
     hyper = opt.hyper()
     hyper[H_L2] = l2
     shape_crc = zlib.crc32(model._shapes.tobytes() + model._acts.tobytes())

@@ -45,6 +45,13 @@ class Dense:
         self._cache = None
 
     # parameters -------------------------------------------------------------------------
+    _owner = None  # the MLP whose device copy may be newer than these arrays (cuda backend)
+
+    def _fresh(self, a):
+        if self._owner is not None:
+            self._owner._sync()
+        return a
+
     @property
     def in_features(self):
         return self._W.shape[1]
@@ -61,30 +68,30 @@ class Dense:
     @property
     def W(self):
         """Weights, shape (out_features, in_features)."""
-        return self._W
+        return self._fresh(self._W)
 
     @W.setter
     def W(self, value):
-        self._assign(self._W, value, "W")
+        self._assign(self.W, value, "W")
 
     @property
     def b(self):
         """Bias, shape (out_features,)."""
-        return self._b
+        return self._fresh(self._b)
 
     @b.setter
     def b(self, value):
-        self._assign(self._b, value, "b")
+        self._assign(self.b, value, "b")
 
     @property
     def dW(self):
         """Weight gradient from the last backward pass."""
-        return self._dW
+        return self._fresh(self._dW)
 
     @property
     def db(self):
         """Bias gradient from the last backward pass."""
-        return self._db
+        return self._fresh(self._db)
 
     def _assign(self, dest, value, name):
         value = np.asarray(value)

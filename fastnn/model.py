@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from . import _backend
+from . import _backend, _device
 from ._codes import (
     ACTIVATION_LOSS, ACTIVATION_NAMES, BCE, CROSS_ENTROPY, LOSS_ACTIVATION, LOSS_NAMES,
     H_LR, N_HYPER, NO_GRADIENT, OPT_SGD, OUTPUT_ONLY, SOFTMAX, activation_code, loss_code,
@@ -139,10 +139,30 @@ class MLP:
 
     # inference --------------------------------------------------------------------------
     def forward(self, X):
-        """The output layer's activations for X (n, in). Safe to call from several threads."""
+        """The output layer's activations for X (n, in). Safe to call from several threads.
+
+        With the cuda backend X may be a GPU array (``__cuda_array_interface__``); the result is
+        then a numba device array, and a NumPy array for host input.
+        """
+        K = _backend.kernels()
+        if _device.on_device(K):
+            return self._forward_device(K, X)
+        _device.sync_host(self)
         X = self._check_X(X)
         outs = allocate_outputs(X.shape[0], self._params(), self.dtype)
-        return forward_pass(_backend.kernels(), X, self._params(), self._acts, outs, False)
+        return forward_pass(K, X, self._params(), self._acts, outs, False)
+
+    def _forward_device(self, K, X):
+        m = _device.mirror(self, K)
+        X, given_on_device = _device.as_input(K, X, self.dtype, self.layers[0].in_features)
+        params = param_views(m.theta, self._shapes)
+        outs = [K.device_zeros((X.shape[0], W.shape[0]), self.dtype) for W, _ in params]
+        A = forward_pass(K, X, params, self._acts, outs, False)
+        return A if given_on_device else K.to_host(A)
+
+    def _forward_host(self, X):
+        A = self.forward(X)
+        return A if isinstance(A, np.ndarray) else _backend.kernels().to_host(A)
 
     def predict_proba(self, X):
         """Class probabilities: softmax outputs, or (1 - p, p) for one sigmoid output."""
@@ -150,14 +170,14 @@ class MLP:
         if out_act not in (SOFTMAX, activation_code("sigmoid")):
             raise ValueError("predict_proba needs a softmax or sigmoid output layer, not "
                              f"{self.layers[-1].activation!r}")
-        A = self.forward(X)
+        A = self._forward_host(X)
         if out_act != SOFTMAX and A.shape[1] == 1:
             return np.hstack([1 - A, A])
         return A
 
     def predict(self, X):
         """Labels for softmax, 0/1 for sigmoid, values for identity and step (1-D if one output)."""
-        A = self.forward(X)
+        A = self._forward_host(X)
         out_act = self._acts[-1]
         if out_act == SOFTMAX:
             return A.argmax(axis=1)
@@ -168,12 +188,17 @@ class MLP:
     def loss(self, X, y):
         """Mean loss of the model on (X, y), from the logits (never overflows)."""
         self._check_loss()
+        _device.sync_host(self)
         X = self._check_X(X)
         Y = self._targets(y, X.shape[0])
         outs = allocate_outputs(X.shape[0], self._params(), self.dtype)
         K = _backend.kernels()
         Z = forward_pass(K, X, self._params(), self._acts, outs, logits=True)
         return float(K.output_step(Z, Y, self._loss, np.empty_like(Z), None))
+
+    def _sync(self):
+        """Bring the host parameter arrays up to date with the device copy (cuda backend)."""
+        _device.sync_host(self)
 
     def _check_loss(self):
         if self._loss is None:
@@ -203,6 +228,7 @@ class MLP:
     def gradients(self, X, y):
         """Per-layer ``(dW, db)`` of the mean loss on (X, y), as copies; the model is not updated."""
         self._check_trainable()
+        _device.sync_host(self)
         X = self._check_X(X)
         Y = self._targets(y, X.shape[0])
         n = X.shape[0]
@@ -221,14 +247,17 @@ class MLP:
         """
         lr = check_positive_float(lr, "lr")
         self._check_trainable()
-        X = self._check_X(X)
-        Y = self._targets(y, X.shape[0])
+        K = _backend.kernels()
+        # host arrays, or (cuda) the model's device copies, with X and y uploaded once
+        _, X, Y, theta, grad, work_for, state_for, trained = _device.fit_arrays(self, K, X, y)
         n = X.shape[0]
         hyper = self._step_hyper
         hyper[H_LR] = lr
-        loss_sum, done = _backend.kernels().train_epoch(
-            X, Y, None, None, self._theta, self._grad, self._shapes, self._acts, self._loss, n,
-            OPT_SGD, hyper, self._no_state, self._no_state, 0, self._workspace(n))
+        none = state_for(self._no_state)
+        loss_sum, done = K.train_epoch(
+            X, Y, None, None, theta, grad, self._shapes, self._acts, self._loss, n,
+            OPT_SGD, hyper, none, none, 0, work_for(n))
+        trained()
         if done == 0:
             raise FloatingPointError("train_step: the loss or gradient is not finite; the model "
                                      "was not updated")
@@ -260,7 +289,9 @@ class MLP:
 
     # pickling keeps the layers bound to the flat vectors ---------------------------------
     def __getstate__(self):
+        _device.sync_host(self)
         state = self.__dict__.copy()
+        state.pop("_mirror", None)
         state["layers"] = [(l.in_features, l.out_features, l.activation) for l in self.layers]
         state.pop("_grad")
         state["_work"] = np.zeros(0, dtype=self.dtype)
