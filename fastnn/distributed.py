@@ -7,6 +7,7 @@ every rank ``sum_r n_r g_r / sum_r n_r``: the exact mean gradient of the global 
 uneven the local batches are. Every rank then applies the same update with the backend's fused
 update kernels, so the replicas stay identical. Launch with e.g.
 ``mpiexec -n 4 python -m mpi4py train.py`` (``-m mpi4py`` aborts the job on an uncaught error).
+The buffer has the model's dtype, so a float32 step counts rows exactly up to 2**24.
 """
 
 import math
@@ -168,7 +169,57 @@ def fit(model, X, y, *, comm=None, epochs=10, batch_size=32, lr=0.01, optimizer=
         On every rank when a step raised on some rank.
     """
     comm = _world(comm)
-    rank, size = comm.Get_rank(), comm.Get_size()
+    X, Y, opt, hyper, epochs, batch_size = _checked(
+        comm, model, X, y, epochs, batch_size, lr, optimizer, l2, shuffle, seed, checkpoint,
+        resume)
+    s1, s2 = model._optimizer_state(opt)
+    history = History()
+    start, seed = _start(comm, model, opt, s1, s2, seed, checkpoint if resume else None, history)
+
+    from mpi4py import MPI
+
+    n = X.shape[0]
+    counts = np.array([n, math.ceil(n / batch_size), 0], np.int64)
+    comm.Allreduce(MPI.IN_PLACE, counts[:1], op=MPI.SUM)
+    comm.Allreduce(MPI.IN_PLACE, counts[1:2], op=MPI.MAX)
+    n_total, n_steps = int(counts[0]), int(counts[1])
+    run = _Run(comm, _backend.kernels(), model, X, Y, opt.code, hyper, s1, s2, batch_size)
+    history.comm_seconds, history.seconds = [], []
+    bar = None
+    if progress and comm.Get_rank() == 0:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=(epochs - start) * n_steps, desc=f"fit x{comm.Get_size()}", unit="step")
+    try:
+        for epoch in range(start, epochs):
+            t_epoch = time.perf_counter()
+            order = None
+            if shuffle:
+                order = np.random.default_rng([seed, comm.Get_rank(), epoch]).permutation(n)
+            loss_sum, t_comm = run.epoch(epoch, order, n_steps, bar)
+            history.loss.append(loss_sum / n_total)
+            history.epochs += 1
+            history.comm_seconds.append(t_comm)
+            history.seconds.append(time.perf_counter() - t_epoch)
+            if bar is not None:
+                bar.set_postfix(loss=f"{history.loss[-1]:.4g}", refresh=False)
+            if checkpoint is not None:
+                err = None
+                if comm.Get_rank() == 0:
+                    try:
+                        save_checkpoint(checkpoint, model, s1, s2, epoch + 1, seed, history.loss)
+                    except Exception as exc:  # noqa: BLE001
+                        err = exc
+                _agree(comm, err, RuntimeError, f"could not write the checkpoint {checkpoint!r}")
+    finally:
+        if bar is not None:
+            bar.close()
+    return history
+
+
+def _checked(comm, model, X, y, epochs, batch_size, lr, optimizer, l2, shuffle, seed,
+             checkpoint, resume):
+    """Collective: validate every rank's input and check that the settings agree everywhere."""
     err = None
     try:
         if _backend.get_backend() == "cuda":
@@ -188,114 +239,102 @@ def fit(model, X, y, *, comm=None, epochs=10, batch_size=32, lr=0.01, optimizer=
     except Exception as exc:  # noqa: BLE001 - every rank must learn of it, then raise
         err = exc
     _agree(comm, err, ValueError, "distributed fit: invalid input on some rank")
-
-    K = _backend.kernels()
     _device.sync_host(model)  # a model trained on the GPU before: its host arrays take over
     hyper = opt.hyper()
     hyper[H_L2] = l2
-    shape_crc = zlib.crc32(model._shapes.tobytes() + model._acts.tobytes())
     _same_everywhere(
         comm,
-        [model._theta.size, model._theta.itemsize, model._loss, shape_crc, opt.code, epochs,
-         batch_size, l2, shuffle, checkpoint is not None, bool(resume), *hyper],
-        ["parameter count", "dtype", "loss", "architecture", "optimizer", "epochs", "batch_size",
-         "l2", "shuffle", "checkpoint", "resume"] + [f"hyper[{i}]" for i in range(hyper.size)],
+        [model._theta.size, model._theta.itemsize, model._loss,
+         zlib.crc32(model._shapes.tobytes() + model._acts.tobytes()),
+         zlib.crc32(_backend.get_backend().encode()), opt.code, epochs, batch_size, shuffle,
+         checkpoint is not None, bool(resume), *hyper],
+        ["parameter count", "dtype", "loss", "architecture", "backend", "optimizer", "epochs",
+         "batch_size", "shuffle", "checkpoint", "resume", "lr", "l2", "momentum", "beta1",
+         "beta2", "eps"] + [f"hyper[{i}]" for i in range(6, hyper.size)],
     )
-    s1, s2 = model._optimizer_state(opt)
+    return X, Y, opt, hyper, epochs, batch_size
+
+
+def _start(comm, model, opt, s1, s2, seed, resume_from, history):
+    """Collective: rank 0's parameters, state, step count and seed everywhere (or a checkpoint's).
+
+    Returns the first epoch to run and the shuffling seed.
+    """
     for a in (model._theta, s1, s2):
         if a.size:
             comm.Bcast(a, root=0)
     head = np.array([model._opt_t, 0, -1 if seed is None else seed], np.int64)
-    if rank == 0 and seed is None:
+    if comm.Get_rank() == 0 and seed is None:
         head[2] = np.random.SeedSequence().entropy % (2 ** 62)
-    history = History()
-    if resume:
-        head[1] = _resume(comm, model, checkpoint, opt, s1, s2, head, history)
+    if resume_from is not None:
+        _resume(comm, model, resume_from, opt, s1, s2, head, history)
     comm.Bcast(head, root=0)
-    model._opt_t, start_epoch, seed = int(head[0]), int(head[1]), int(head[2])
+    model._opt_t = int(head[0])
+    return int(head[1]), int(head[2])
 
-    from mpi4py import MPI
 
-    n = X.shape[0]
-    counts = np.array([n, math.ceil(n / batch_size)], np.int64)
-    total = np.empty_like(counts)
-    comm.Allreduce(counts, total, op=MPI.SUM)
-    n_steps = counts[1:2].copy()
-    comm.Allreduce(MPI.IN_PLACE, n_steps, op=MPI.MAX)
-    n_total, n_steps = int(total[0]), int(n_steps[0])
+class _Run:
+    """The buffers and kernels of one distributed fit; ``epoch`` runs the steps of one epoch."""
 
-    P = model._theta.size
-    send = np.zeros(P + 3, model.dtype)
-    recv = np.empty_like(send)
-    gviews = param_views(send[:P], model._shapes)
-    work = model._workspace(batch_size)
-    history.comm_seconds, history.seconds = [], []
-    chunk = max(1, n_steps // 20)  # steps between snapshots for an update that overflows
-    saved = [np.empty_like(a) for a in (model._theta, s1, s2)]
-    bar = None
-    if progress and rank == 0:
-        from tqdm.auto import tqdm
+    def __init__(self, comm, K, model, X, Y, opt, hyper, s1, s2, batch):
+        self.comm, self.K, self.model, self.X, self.Y = comm, K, model, X, Y
+        self.opt, self.hyper, self.s1, self.s2, self.batch = opt, hyper, s1, s2, batch
+        P = model._theta.size
+        self.send = np.zeros(P + 3, model.dtype)  # [n * grad, n, n * loss, error flag]
+        self.recv = np.empty_like(self.send)
+        self.gviews = param_views(self.send[:P], model._shapes)
+        self.work = model._workspace(batch)
+        self.saved = [np.empty_like(a) for a in (model._theta, s1, s2)]
 
-        bar = tqdm(total=(epochs - start_epoch) * n_steps, desc=f"fit x{size}", unit="step")
-    try:
-        for epoch in range(start_epoch, epochs):
-            t_epoch, t_comm, loss_sum = time.perf_counter(), 0.0, 0.0
-            order = np.random.default_rng([seed, rank, epoch]).permutation(n) if shuffle else None
-            for step in range(n_steps):
-                if step % chunk == 0:
-                    snap_step, snap_t = step, model._opt_t
-                    for keep, live in zip(saved, (model._theta, s1, s2)):
-                        np.copyto(keep, live)
-                lo, hi = min(step * batch_size, n), min((step + 1) * batch_size, n)
-                rows = slice(lo, hi) if order is None else order[lo:hi]
-                failed = None
-                try:
-                    _local_step(K, model, X, Y, rows, send, gviews, work, batch_size)
-                except Exception as exc:  # noqa: BLE001 - tell the other ranks, then raise
-                    failed = exc
-                    send[:] = 0
-                    send[P + 2] = 1
-                t0 = time.perf_counter()
-                comm.Allreduce(send, recv, op=MPI.SUM)
-                t_comm += time.perf_counter() - t0
-                where = f"epoch {epoch + 1}, step {step + 1}"
-                if recv[P + 2] != 0:
-                    _agree(comm, failed, RuntimeError, f"distributed fit stopped at {where}")
-                if not _all_finite(recv):
-                    _diverged(comm, send, where, "the loss or a gradient is not finite",
-                              "the model keeps its last finite parameters")
-                g = recv[:P]
-                g /= recv[P]
-                model._opt_t += 1
-                _update(K, model, opt.code, hyper, g, s1, s2, model._opt_t, l2)
-                if not _all_finite(model._theta):
-                    for keep, live in zip(saved, (model._theta, s1, s2)):
-                        np.copyto(live, keep)
-                    model._opt_t = snap_t
-                    _diverged(comm, None, where, "an update overflowed",
-                              f"the model was restored to its parameters before step "
-                              f"{snap_step + 1} of epoch {epoch + 1}")
-                loss_sum += float(recv[P + 1])
-                if bar is not None:
-                    bar.update(1)
-            history.loss.append(loss_sum / n_total)
-            history.epochs += 1
-            history.comm_seconds.append(t_comm)
-            history.seconds.append(time.perf_counter() - t_epoch)
+    def epoch(self, epoch, order, n_steps, bar):
+        """Every step of one epoch; returns (sum of the global batches' loss * rows, seconds in
+        the allreduce)."""
+        from mpi4py import MPI
+
+        m, send, recv, P = self.model, self.send, self.recv, self.model._theta.size
+        live = (m._theta, self.s1, self.s2)
+        n, chunk = self.X.shape[0], max(1, n_steps // 20)  # snapshots for an overflowing update
+        loss_sum = t_comm = 0.0
+        for step in range(n_steps):
+            if step % chunk == 0:
+                snap_step, snap_t = step, m._opt_t
+                for keep, a in zip(self.saved, live):
+                    np.copyto(keep, a)
+            lo, hi = min(step * self.batch, n), min((step + 1) * self.batch, n)
+            rows = slice(lo, hi) if order is None else order[lo:hi]
+            failed = None
+            try:
+                _local_step(self.K, m, self.X, self.Y, rows, send, self.gviews, self.work,
+                            self.batch)
+            except Exception as exc:  # noqa: BLE001 - tell the other ranks, then raise
+                failed = exc
+                send[:] = 0
+                send[P + 2] = 1
+            t0 = time.perf_counter()
+            self.comm.Allreduce(send, recv, op=MPI.SUM)
+            t_comm += time.perf_counter() - t0
+            where = f"epoch {epoch + 1}, step {step + 1}"
+            if recv[P + 2] != 0:
+                _agree(self.comm, failed, RuntimeError, f"distributed fit stopped at {where}")
+            if not _all_finite(recv):
+                _diverged(self.comm, send, where, "the loss or a gradient is not finite",
+                          "the model keeps its last finite parameters")
+            g = recv[:P]
+            g /= recv[P]
+            m._opt_t += 1
+            _update(self.K, m, self.opt, self.hyper, g, self.s1, self.s2, m._opt_t,
+                    float(self.hyper[H_L2]))
+            if not _all_finite(m._theta):
+                for keep, a in zip(self.saved, live):
+                    np.copyto(a, keep)
+                m._opt_t = snap_t
+                _diverged(self.comm, None, where, "an update overflowed",
+                          f"the model was restored to its parameters before step "
+                          f"{snap_step + 1} of epoch {epoch + 1}")
+            loss_sum += float(recv[P + 1])
             if bar is not None:
-                bar.set_postfix(loss=f"{history.loss[-1]:.4g}", refresh=False)
-            if checkpoint is not None:
-                err = None
-                if rank == 0:
-                    try:
-                        save_checkpoint(checkpoint, model, s1, s2, epoch + 1, seed, history.loss)
-                    except Exception as exc:  # noqa: BLE001
-                        err = exc
-                _agree(comm, err, RuntimeError, f"could not write the checkpoint {checkpoint!r}")
-    finally:
-        if bar is not None:
-            bar.close()
-    return history
+                bar.update(1)
+        return loss_sum, t_comm
 
 
 def _diverged(comm, send, where, what, kept):
@@ -340,7 +379,7 @@ def load_checkpoint(path):
 
 
 def _resume(comm, model, path, opt, s1, s2, head, history):
-    """Collective: load rank 0's checkpoint (if any) into every replica; returns the next epoch."""
+    """Collective: load rank 0's checkpoint (if any) into every replica and into rank 0's head."""
     found = np.zeros(1, np.int64)
     err, ck = None, None
     if comm.Get_rank() == 0 and os.path.exists(path):
@@ -359,7 +398,7 @@ def _resume(comm, model, path, opt, s1, s2, head, history):
     _agree(comm, err, ValueError, f"cannot resume from {path!r}")
     comm.Bcast(found, root=0)
     if not found[0]:
-        return 0
+        return
     losses = np.empty(int(found[0]) - 1, np.float64)
     if ck is not None:
         np.copyto(model._theta, ck["theta"])
@@ -372,4 +411,3 @@ def _resume(comm, model, path, opt, s1, s2, head, history):
             comm.Bcast(a, root=0)
     history.loss.extend(losses.tolist())
     history.epochs = losses.size
-    return int(head[1])

@@ -172,6 +172,9 @@ def test_faults_stop_every_rank_with_the_same_clear_error(tmp_path):
         assert e["error"] == "ValueError" and "disagree on epochs" in e["message"]
         e = info["raises"]
         assert e["error"] == "RuntimeError" and "rank 1: MemoryError: simulated" in e["message"]
+        e = info["bad_checkpoint"]
+        assert e["error"] == "RuntimeError" and "could not write the checkpoint" in e["message"]
+        assert "rank 0:" in e["message"]
         assert info["after"]["error"] is None
         assert info == ranks[0][0]
         np.testing.assert_array_equal(arrays["diverge"], ranks[0][1]["diverge"])
@@ -183,3 +186,6 @@ def test_resume_equals_an_uninterrupted_run(tmp_path):
         np.testing.assert_array_equal(arrays["resumed"], arrays["whole"])
         assert info["loss_resumed"] == info["loss_whole"]
         assert info["opt_t"][0] == info["opt_t"][1]
+        e = info["wrong_model"]
+        assert e["error"] == "ValueError" and "cannot resume" in e["message"]
+        assert "different architecture" in e["message"]

@@ -109,11 +109,14 @@ def faults(comm, out, arrays):
         out["raises"] = _outcome(lambda: fit(model("softmax", 3), X, y))
     finally:
         distributed.batch_gradients = real
+    out["bad_checkpoint"] = _outcome(lambda: fit(model("softmax", 3), X, y, epochs=1,
+                                                 checkpoint="/nonexistent-dir/run.npz"))
     # a healthy run afterwards still works (no rank left behind in a collective)
     out["after"] = _outcome(lambda: fit(model("softmax", 3), X, y, epochs=1))
 
 
 def resume(comm, out, arrays):
+    import fastnn
     from fastnn import distributed
 
     X, y = shard(comm.rank, "softmax", 3)
@@ -126,6 +129,9 @@ def resume(comm, out, arrays):
     again = model("softmax", 3, seed=99)  # a fresh process would start from other numbers
     h2 = distributed.fit(again, X, y, epochs=4, checkpoint=path, resume=True, **kw)
     arrays["whole"], arrays["resumed"] = whole._theta.copy(), again._theta.copy()
+    other = fastnn.MLP.from_sizes([SIZES[0], 8, 3], seed=0, dtype=np.float64)
+    out["wrong_model"] = _outcome(lambda: distributed.fit(other, X, y, epochs=4, checkpoint=path,
+                                                          resume=True, **kw))
     out["loss_whole"], out["loss_resumed"] = h1.loss, h2.loss
     out["opt_t"] = [whole._opt_t, again._opt_t]
 
