@@ -26,6 +26,10 @@ from fastnn.training import fit as serial_fit
 
 WORKER = Path(__file__).parent / "mpi_scripts" / "worker.py"
 TIMEOUT = 180  # seconds per launch: generous for a first Numba compile on a loaded machine
+# Only Open MPI reads these (MPICH ignores them): run as root, and more ranks than cores.
+OPEN_MPI_ENV = dict(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+                    OMPI_MCA_rmaps_base_oversubscribe="1",
+                    PRTE_MCA_rmaps_default_mapping_policy=":oversubscribe")
 
 
 def _mpiexec():
@@ -50,7 +54,7 @@ def launch(n, scenario, tmp_path):
     out = tmp_path / f"{scenario}-{n}"
     out.mkdir()
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
-               NUMBA_NUM_THREADS="1", CKPT_DIR=str(out))
+               NUMBA_NUM_THREADS="1", CKPT_DIR=str(out), **OPEN_MPI_ENV)
     cmd = [_mpiexec(), "-n", str(n), sys.executable, str(WORKER), scenario, str(out)]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
