@@ -82,9 +82,9 @@ def ring_allreduce_s(nbytes, p, bandwidth, latency):
 
 def report(runs, gflops=None):
     one, two, one2 = runs["1 rank x 1 thread"], runs["2 ranks x 1 thread"], runs["1 rank x 2 threads"]
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"backend: {one[0]['backend']}, float32, per-rank batch; times per step (ms); "
-          f"{os.cpu_count()} cores, load average {load:.1f} at the end")
+          f"{runs.get('cores')} cores, load average {runs.get('load', float('nan')):.1f} at the "
+          "end of the measurements")
     print("| case | params | 1 rank ms | 1 rank GFLOP/s | 1 rank x2 thr samples/s | 2 ranks ms "
           "| 2 ranks samples/s | speed-up | allreduce in step ms (%) | allreduce alone ms |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -139,6 +139,8 @@ def main():
                                       ("1 rank x 2 threads", 1, 2)):
             print(f"running {label} ...", file=sys.stderr, flush=True)
             runs[label] = launch(ranks, threads, os.path.join(tmp, "out.json"))
+    runs["cores"] = os.cpu_count()
+    runs["load"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     if args.json:
         Path(args.json).write_text(json.dumps(runs, indent=1))
     report(runs, args.gflops)
