@@ -99,7 +99,10 @@ def _update(K, model, opt, hyper, g, s1, s2, t, l2):
 
 
 def _local_step(K, model, X, Y, rows, send, gviews, work, batch):
-    """Fill ``send`` with this rank's ``[n * grad, n, n * loss, 0]`` for the rows ``rows``."""
+    """Fill ``send`` with this rank's ``[n * grad, n, n * loss, 0]`` for the rows ``rows``.
+
+    ``work`` is the model's workspace for batches of up to ``batch`` rows.
+    """
     P = model._theta.size
     n = rows.stop - rows.start if isinstance(rows, slice) else rows.size
     if n == 0:
@@ -283,7 +286,8 @@ class _Run:
         self.send = np.zeros(P + 3, model.dtype)  # [n * grad, n, n * loss, error flag]
         self.recv = np.empty_like(self.send)
         self.gviews = param_views(self.send[:P], model._shapes)
-        self.work = model._workspace(batch)
+        self.cap = min(batch, X.shape[0])  # rows per step never exceed the shard
+        self.work = model._workspace(self.cap)
         self.saved = [np.empty_like(a) for a in (model._theta, s1, s2)]
 
     def epoch(self, epoch, order, n_steps, bar):
@@ -305,7 +309,7 @@ class _Run:
             failed = None
             try:
                 _local_step(self.K, m, self.X, self.Y, rows, send, self.gviews, self.work,
-                            self.batch)
+                            self.cap)
             except Exception as exc:  # noqa: BLE001 - tell the other ranks, then raise
                 failed = exc
                 send[:] = 0
