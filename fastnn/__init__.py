@@ -9,17 +9,21 @@ from ._backend import available_backends, get_backend, set_backend
 from .layers import Dense
 from .model import MLP
 from .optim import SGD, Adam
+from .callbacks import Callback
+from .io import load
 from .training import History
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Adam",
+    "Callback",
     "Dense",
     "History",
     "MLP",
     "SGD",
     "available_backends",
     "get_backend",
+    "load",
     "set_backend",
 ]

@@ -41,3 +41,19 @@ def backend(request):
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+# Hypothesis profiles (test_properties.py, test_fuzz.py). "fastnn-ci" is the default: few,
+# derandomized examples and no deadline (first calls compile), so CI on 2 cores stays quick and
+# reproducible. HYPOTHESIS_PROFILE=fastnn-thorough runs many random examples.
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # the test extra installs hypothesis; other tests run without it
+    pass
+else:
+    _relaxed = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+    settings.register_profile("fastnn-ci", max_examples=25, deadline=None, derandomize=True,
+                              suppress_health_check=_relaxed, print_blob=True)
+    settings.register_profile("fastnn-thorough", max_examples=400, deadline=None,
+                              suppress_health_check=_relaxed, print_blob=True)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fastnn-ci"))
