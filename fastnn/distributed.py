@@ -27,7 +27,7 @@ from .kernels.layout import param_offsets, param_views, work_views
 from .optim import get_optimizer
 from .training import History
 
-CHECKPOINT_FORMAT = "fastnn-distributed-checkpoint"
+CHECKPOINT_TAG = "distributed_checkpoint"  # extra array in the model file, holding the version
 CHECKPOINT_VERSION = 1
 _MSG = 400  # bytes of each rank's error message that reach the other ranks
 
@@ -150,16 +150,17 @@ def fit(model, X, y, *, comm=None, epochs=10, batch_size=32, lr=0.01, optimizer=
     progress : bool
         A tqdm bar on rank 0.
     checkpoint : path, optional
-        Rank 0 writes the parameters, optimiser state, epoch, seed and losses here after every
-        epoch, as a plain ``.npz`` (written whole, then renamed).
+        Rank 0 writes the model with its optimiser state (``MLP.save``'s versioned ``.npz``,
+        no pickles) plus the epoch, seed and losses here after every epoch.
     resume : bool
         Continue from ``checkpoint`` when that file exists (else start afresh).
 
     Returns
     -------
     History
-        ``loss`` is the mean loss over all ranks' rows per epoch; ``comm_seconds`` the time
-        spent in the allreduce per epoch, and ``seconds`` each epoch's wall time.
+        ``loss`` is the mean loss over all ranks' rows per epoch plus the L2 term at the epoch's
+        end (as in ``fastnn.training.fit``), ``lr`` the rate; ``comm_seconds`` the time spent in
+        the allreduce per epoch, and ``seconds`` each epoch's wall time.
 
     Raises
     ------
@@ -172,7 +173,7 @@ def fit(model, X, y, *, comm=None, epochs=10, batch_size=32, lr=0.01, optimizer=
         On every rank when a step raised on some rank.
     """
     comm = _world(comm)
-    X, Y, opt, hyper, epochs, batch_size = _checked(
+    X, Y, opt, hyper, epochs, batch_size, l2 = _checked(
         comm, model, X, y, epochs, batch_size, lr, optimizer, l2, shuffle, seed, checkpoint,
         resume)
     s1, s2 = model._optimizer_state(opt)
@@ -200,7 +201,8 @@ def fit(model, X, y, *, comm=None, epochs=10, batch_size=32, lr=0.01, optimizer=
             if shuffle:
                 order = np.random.default_rng([seed, comm.Get_rank(), epoch]).permutation(n)
             loss_sum, t_comm = run.epoch(epoch, order, n_steps, bar)
-            history.loss.append(loss_sum / n_total)
+            history.loss.append(loss_sum / n_total + _penalty(model, l2))
+            history.lr.append(opt.lr)
             history.epochs += 1
             history.comm_seconds.append(t_comm)
             history.seconds.append(time.perf_counter() - t_epoch)
@@ -210,7 +212,7 @@ def fit(model, X, y, *, comm=None, epochs=10, batch_size=32, lr=0.01, optimizer=
                 err = None
                 if comm.Get_rank() == 0:
                     try:
-                        save_checkpoint(checkpoint, model, s1, s2, epoch + 1, seed, history.loss)
+                        save_checkpoint(checkpoint, model, epoch + 1, seed, history.loss)
                     except Exception as exc:  # noqa: BLE001
                         err = exc
                 _agree(comm, err, RuntimeError, f"could not write the checkpoint {checkpoint!r}")
@@ -218,6 +220,11 @@ def fit(model, X, y, *, comm=None, epochs=10, batch_size=32, lr=0.01, optimizer=
         if bar is not None:
             bar.close()
     return history
+
+
+def _penalty(model, l2):
+    """The L2 term ``l2/2 * sum ||W||^2`` that ``History.loss`` includes, as in ``fit``."""
+    return 0.5 * l2 * sum(float(np.dot(w, w)) for w in (l._W.reshape(-1) for l in model.layers))
 
 
 def _checked(comm, model, X, y, epochs, batch_size, lr, optimizer, l2, shuffle, seed,
@@ -255,7 +262,7 @@ def _checked(comm, model, X, y, epochs, batch_size, lr, optimizer, l2, shuffle, 
          "batch_size", "shuffle", "checkpoint", "resume", "lr", "l2", "momentum", "beta1",
          "beta2", "eps"] + [f"hyper[{i}]" for i in range(6, hyper.size)],
     )
-    return X, Y, opt, hyper, epochs, batch_size
+    return X, Y, opt, hyper, epochs, batch_size, l2
 
 
 def _start(comm, model, opt, s1, s2, seed, resume_from, history):
@@ -354,32 +361,26 @@ def _diverged(comm, send, where, what, kept):
 
 
 # checkpoints ------------------------------------------------------------------------------
-def save_checkpoint(path, model, s1, s2, epoch, seed, losses):
-    """Write a resumable checkpoint as a plain ``.npz`` (no pickles), atomically."""
-    arrays = dict(
-        format=np.array(CHECKPOINT_FORMAT), version=np.array(CHECKPOINT_VERSION),
-        shapes=model._shapes, acts=model._acts, dtype=np.array(np.dtype(model.dtype).name),
-        theta=model._theta, s1=s1, s2=s2, opt_code=np.array(model._opt_code),
-        opt_t=np.array(model._opt_t), epoch=np.array(epoch), seed=np.array(seed),
-        loss=np.array(losses, np.float64),
-    )
-    path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(tmp, path)
+def save_checkpoint(path, model, epoch, seed, losses):
+    """Write a resumable checkpoint: ``MLP.save`` (versioned ``.npz`` with the optimiser state)
+    plus the epoch, shuffling seed and per-epoch losses as extra arrays."""
+    model.save(path, optimizer_state=True, extra={
+        CHECKPOINT_TAG: np.array(CHECKPOINT_VERSION), "epoch": np.array(epoch),
+        "seed": np.array(seed), "loss": np.array(losses, np.float64)})
 
 
 def load_checkpoint(path):
-    """Read a checkpoint written by ``save_checkpoint`` (``allow_pickle=False``) as a dict."""
-    with np.load(os.fspath(path), allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files}
-    if str(arrays.get("format", "")) != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path!r} is not a fastnn distributed checkpoint")
-    if int(arrays["version"]) > CHECKPOINT_VERSION:
-        raise ValueError(f"{path!r} has checkpoint version {int(arrays['version'])}; this fastnn "
-                         f"reads up to {CHECKPOINT_VERSION}")
-    return arrays
+    """Read a checkpoint written by ``save_checkpoint``: ``(model, extra)`` (no pickles)."""
+    from .io import load
+
+    model, extra = load(path, extra=True)
+    if CHECKPOINT_TAG not in extra or any(k not in extra for k in ("epoch", "seed", "loss")):
+        raise ValueError(f"{os.fspath(path)!r} is a fastnn model file but not a distributed "
+                         "checkpoint (no epoch/seed/loss)")
+    if int(extra[CHECKPOINT_TAG]) > CHECKPOINT_VERSION:
+        raise ValueError(f"{os.fspath(path)!r} is a newer distributed checkpoint "
+                         f"(version {int(extra[CHECKPOINT_TAG])}); upgrade fastnn")
+    return model, extra
 
 
 def _resume(comm, model, path, opt, s1, s2, head, history):
@@ -388,15 +389,14 @@ def _resume(comm, model, path, opt, s1, s2, head, history):
     err, ck = None, None
     if comm.Get_rank() == 0 and os.path.exists(path):
         try:
-            ck = load_checkpoint(path)
-            if (not np.array_equal(ck["shapes"], model._shapes)
-                    or not np.array_equal(ck["acts"], model._acts)
-                    or str(ck["dtype"]) != np.dtype(model.dtype).name):
+            ck, extra = load_checkpoint(path)
+            if ck.sizes != model.sizes or not np.array_equal(ck._acts, model._acts) \
+                    or np.dtype(ck.dtype) != np.dtype(model.dtype):
                 raise ValueError("it was written for a different architecture or dtype")
-            if int(ck["opt_code"]) != opt.code:
-                raise ValueError(f"it was written with optimizer code {int(ck['opt_code'])}, "
+            if ck._opt_code != opt.code:
+                raise ValueError(f"it was written with optimizer code {ck._opt_code}, "
                                  f"not {opt.code}")
-            found[0] = 1 + ck["loss"].size
+            found[0] = 1 + extra["loss"].size
         except Exception as exc:  # noqa: BLE001
             err = exc
     _agree(comm, err, ValueError, f"cannot resume from {path!r}")
@@ -405,13 +405,14 @@ def _resume(comm, model, path, opt, s1, s2, head, history):
         return
     losses = np.empty(int(found[0]) - 1, np.float64)
     if ck is not None:
-        np.copyto(model._theta, ck["theta"])
-        np.copyto(s1, ck["s1"])
-        np.copyto(s2, ck["s2"])
-        head[:] = (int(ck["opt_t"]), int(ck["epoch"]), int(ck["seed"]))
-        losses[:] = ck["loss"]
+        np.copyto(model._theta, ck._theta)
+        np.copyto(s1, ck._s1)
+        np.copyto(s2, ck._s2)
+        head[:] = (ck._opt_t, int(extra["epoch"]), int(extra["seed"]))
+        losses[:] = extra["loss"]
     for a in (model._theta, s1, s2, losses):
         if a.size:
             comm.Bcast(a, root=0)
     history.loss.extend(losses.tolist())
+    history.lr.extend([opt.lr] * losses.size)
     history.epochs = losses.size

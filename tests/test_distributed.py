@@ -90,11 +90,12 @@ def serial_reference(backend, opt, output, k, size):
             take = [o[s * worker.BATCH:(s + 1) * worker.BATCH] for o in orders]
             Xg = np.concatenate([X[i] for (X, _), i in zip(shards, take)])
             yg = np.concatenate([y[i] for (_, y), i in zip(shards, take)])
-            h = serial_fit(model, Xg, yg, epochs=1, batch_size=len(Xg), lr=worker.LR,
-                           optimizer=opt, shuffle=False, progress=False, l2=worker.L2)
-            total += h.loss[0] * len(Xg)
+            total += model.loss(Xg, yg) * len(Xg)  # the batch loss the step sees
             rows += len(Xg)
-        losses.append(total / rows)
+            serial_fit(model, Xg, yg, epochs=1, batch_size=len(Xg), lr=worker.LR,
+                       optimizer=opt, shuffle=False, progress=False, l2=worker.L2)
+        penalty = 0.5 * worker.L2 * sum(float(np.sum(layer.W ** 2)) for layer in model.layers)
+        losses.append(total / rows + penalty)
     return model._theta, np.array(losses)
 
 
@@ -132,14 +133,20 @@ def test_checkpoint_round_trip_and_foreign_files(tmp_path, rng):
     m = worker.model("softmax", 3)
     s1, s2 = m._optimizer_state(get_optimizer("adam", 0.1))
     s1[:] = rng.normal(size=s1.size)
+    m._opt_t = 4
     path = tmp_path / "c.npz"
-    distributed.save_checkpoint(path, m, s1, s2, 3, 7, [1.0, 0.5])
-    ck = distributed.load_checkpoint(path)
-    np.testing.assert_array_equal(ck["theta"], m._theta)
-    np.testing.assert_array_equal(ck["s1"], s1)
-    assert int(ck["epoch"]) == 3 and int(ck["seed"]) == 7 and list(ck["loss"]) == [1.0, 0.5]
+    distributed.save_checkpoint(path, m, 3, 7, [1.0, 0.5])
+    got, extra = distributed.load_checkpoint(path)
+    np.testing.assert_array_equal(got._theta, m._theta)
+    np.testing.assert_array_equal(got._s1, s1)
+    assert got._opt_t == 4 and got._opt_code == m._opt_code
+    assert int(extra["epoch"]) == 3 and int(extra["seed"]) == 7
+    assert list(extra["loss"]) == [1.0, 0.5]
+    m.save(tmp_path / "model.npz")
+    with pytest.raises(ValueError, match="not a distributed checkpoint"):
+        distributed.load_checkpoint(tmp_path / "model.npz")
     np.savez(tmp_path / "other.npz", theta=m._theta)
-    with pytest.raises(ValueError, match="not a fastnn distributed checkpoint"):
+    with pytest.raises(ValueError):
         distributed.load_checkpoint(tmp_path / "other.npz")
 
 
