@@ -86,16 +86,22 @@ def _fastnn_gemm(K, np, M, N, Kd, rng):
     return lambda: _cuda_gemm.launch("nt", dt, X, W, out, M, N, Kd, b, b, C.RELU, state)
 
 
-TILE_SWEEP = [(64, 64, 16, 4, 4), (64, 64, 8, 4, 4), (128, 64, 8, 8, 4), (128, 64, 16, 8, 4),
-              (64, 128, 8, 4, 8), (128, 128, 8, 8, 8), (128, 128, 16, 8, 8), (32, 32, 16, 2, 2)]
+# (n, in, out) of a layer, and the tiles (BM, BN, BK, TM, TN) to time on its three products
+TILE_SWEEP = [
+    ((1024, 2048, 2048), [(64, 64, 16, 4, 4), (64, 64, 8, 4, 4), (128, 64, 8, 8, 4),
+                          (64, 128, 8, 4, 8), (128, 128, 8, 8, 8), (128, 128, 16, 8, 8)]),
+    ((128, 784, 256), [(32, 32, 16, 2, 2), (16, 32, 16, 1, 2), (32, 32, 32, 2, 2),
+                       (16, 16, 16, 1, 1), (32, 64, 16, 2, 4), (64, 64, 16, 4, 4)]),
+]
 
 
-def _tile_sweep(K, np, torch, repeats):
-    """Each GEMM form of the large case's widest layer, per tile: ms, error, % of cuBLAS."""
+def _tile_sweep(K, np, torch, repeats, shape, tiles):
+    """Each GEMM form of one layer, per tile: ms, error, % of cuBLAS."""
     from fastnn import _codes as C
     from fastnn.kernels import _cuda_gemm
 
-    n, fi, o = 1024, 2048, 2048
+    n, fi, o = shape
+    print(f"layer n={n} in={fi} out={o}")
     dt = np.dtype(np.float32)
     rng = np.random.default_rng(1)
     state = K.new_state()
@@ -111,7 +117,7 @@ def _tile_sweep(K, np, torch, repeats):
     print(f"{'tile':<24} " + " ".join(f"{f + ' ms':>9} {f + ' err':>8} {f + ' %':>5}"
                                       for f, *_ in forms))
     t_ref = {f: _timeit(cublas[f], torch.cuda.synchronize, repeats) for f, *_ in forms}
-    for tile in TILE_SWEEP:
+    for tile in tiles:
         cells = []
         for form, A, B, M, N, Kd, ref in forms:
             dA, dB = K.to_device(A), K.to_device(B)
@@ -216,7 +222,8 @@ def main():
         print(f"{batch:>6} {label:<22} {1e3 * t_f:>10.3f} {1e3 * t_fd:>14.3f} {tt:>9} "
               f"{ratio:>12} {frac:>12}")
     if a.tiles and torch is not None:
-        _tile_sweep(K, np, torch, repeats)
+        for shape, tiles in TILE_SWEEP:
+            _tile_sweep(K, np, torch, repeats, shape, tiles)
     if a.simulate:
         print("(simulator: the logic ran; these times say nothing about a GPU)")
     return 0
