@@ -28,6 +28,9 @@ def _parse():
     p.add_argument("--simulate", action="store_true",
                    help="run a tiny case in numba's CUDA simulator (checks the logic, not speed)")
     p.add_argument("--repeats", type=int, default=50, help="timed steps per case")
+    p.add_argument("--tiles", action="store_true",
+                   help="also time each GEMM form of the large case for several tiles "
+                        "(BM, BN, BK, TM, TN) beside cuBLAS, checking each result")
     return p.parse_args()
 
 
@@ -81,6 +84,59 @@ def _fastnn_gemm(K, np, M, N, Kd, rng):
     state = K.new_state()
     dt = np.dtype(np.float32)
     return lambda: _cuda_gemm.launch("nt", dt, X, W, out, M, N, Kd, b, b, C.RELU, state)
+
+
+# (n, in, out) of a layer, and the tiles (BM, BN, BK, TM, TN) to time on its three products
+TILE_SWEEP = [
+    ((1024, 2048, 2048), [(64, 64, 16, 4, 4), (64, 64, 8, 4, 4), (128, 64, 8, 8, 4),
+                          (64, 128, 8, 4, 8), (128, 128, 8, 8, 8), (128, 128, 16, 8, 8)]),
+    ((128, 784, 256), [(32, 32, 16, 2, 2), (16, 32, 16, 1, 2), (32, 32, 32, 2, 2),
+                       (16, 16, 16, 1, 1), (32, 64, 16, 2, 4), (64, 64, 16, 4, 4)]),
+]
+
+
+def _tile_sweep(K, np, torch, repeats, shape, tiles):
+    """Each GEMM form of one layer, per tile: ms, error, % of cuBLAS."""
+    from fastnn import _codes as C
+    from fastnn.kernels import _cuda_gemm
+
+    n, fi, o = shape
+    print(f"layer n={n} in={fi} out={o}")
+    dt = np.dtype(np.float32)
+    rng = np.random.default_rng(1)
+    state = K.new_state()
+    X = rng.standard_normal((n, fi)).astype(np.float32)
+    W = rng.standard_normal((o, fi)).astype(np.float32)
+    dZ = rng.standard_normal((n, o)).astype(np.float32)
+    # (form, A, B, M, N, K, reference)
+    forms = [("nt", X, W, n, o, fi, X @ W.T), ("tn", dZ, X, o, fi, n, dZ.T @ X),
+             ("nn", dZ, W, n, fi, o, dZ @ W)]
+    Xt, Wt, dZt = (torch.from_numpy(a).cuda() for a in (X, W, dZ))
+    cublas = {"nt": lambda: torch.matmul(Xt, Wt.T), "tn": lambda: torch.matmul(dZt.T, Xt),
+              "nn": lambda: torch.matmul(dZt, Wt)}
+    print(f"{'tile':<24} " + " ".join(f"{f + ' ms':>9} {f + ' err':>8} {f + ' %':>5}"
+                                      for f, *_ in forms))
+    t_ref = {f: _timeit(cublas[f], torch.cuda.synchronize, repeats) for f, *_ in forms}
+    for tile in tiles:
+        cells = []
+        for form, A, B, M, N, Kd, ref in forms:
+            dA, dB = K.to_device(A), K.to_device(B)
+            out = K.device_zeros((M, N), np.float32)
+            vec = K.device_zeros(max(M, N), np.float32)
+            aux = K.device_zeros((M, N), np.float32)
+            act = C.IDENTITY
+            args = (dA, dB, out, M, N, Kd, vec, aux if form == "nn" else out, act, state)
+            try:
+                t = _timeit(lambda: _cuda_gemm.launch(form, dt, *args, tile=tile),
+                            K.synchronize, repeats)
+            except Exception as e:  # a tile the device or compiler refuses
+                cells.append(f"{'fail':>9} {type(e).__name__[:8]:>8} {'':>5}")
+                continue
+            got = out.copy_to_host()
+            err = np.linalg.norm(got - ref) / np.linalg.norm(ref)
+            cells.append(f"{1e3 * t:>9.3f} {err:>8.1e} {100 * t_ref[form] / t:>4.0f}%")
+        print(f"{str(tile):<24} " + " ".join(cells))
+    print("cuBLAS ms: " + " ".join(f"{f} {1e3 * t:.3f}" for f, t in t_ref.items()))
 
 
 def _torch_step(torch, batch, sizes):
@@ -165,6 +221,9 @@ def main():
         label = "-".join(map(str, sizes))
         print(f"{batch:>6} {label:<22} {1e3 * t_f:>10.3f} {1e3 * t_fd:>14.3f} {tt:>9} "
               f"{ratio:>12} {frac:>12}")
+    if a.tiles and torch is not None:
+        for shape, tiles in TILE_SWEEP:
+            _tile_sweep(K, np, torch, repeats, shape, tiles)
     if a.simulate:
         print("(simulator: the logic ran; these times say nothing about a GPU)")
     return 0

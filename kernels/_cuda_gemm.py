@@ -18,6 +18,7 @@ import math
 from numba import cuda
 
 from .._codes import IDENTITY
+from ._cuda_launch import Launch
 from ._cuda_math import S_BAD, S_STOPPED, device_math, numba_float
 from ._jit import GEMM_TILES, SIM_GEMM_TILES, cuda_jit, cuda_simulated
 
@@ -135,13 +136,27 @@ def gemm_kernel(form, dtype, tile):
 def pick_tile(M, N):
     """The tile for an (M, N) product: big tiles once there are enough of them to fill the GPU."""
     tiles = SIM_GEMM_TILES if cuda_simulated() else GEMM_TILES
-    BM, BN = tiles["big"][:2]
-    big = -(-M // BM) * -(-N // BN) >= 64
-    return tiles["big" if big else "small"]
+    for size in ("huge", "big"):
+        BM, BN = tiles[size][:2]
+        if -(-M // BM) * -(-N // BN) >= 64:
+            return tiles[size]
+    return tiles["small"]
+
+
+def plan(form, dtype, Am, Bm, C, M, N, K, vec, aux, act, state, tile=None):
+    """The ``form`` GEMM for a product of shape (M, N) over K, as a replayable ``Launch``.
+
+    The argument order is the kernel's: ``Am`` is argument 0 and ``state`` the last.
+    """
+    tile = pick_tile(M, N) if tile is None else tile
+    BM, BN, _, TM, TN = tile
+    grid = (-(-N // BN), -(-M // BM))
+    return Launch(gemm_kernel(form, dtype, tile), grid, (BN // TN, BM // TM),
+                  (Am, Bm, C, M, N, K, vec, aux, act, state))
 
 
 def launch(form, dtype, Am, Bm, C, M, N, K, vec, aux, act, state, tile=None):
-    """Launch the ``form`` GEMM for a product of shape (M, N) over K."""
+    """Launch the ``form`` GEMM for a product of shape (M, N) over K (once, not replayed)."""
     tile = pick_tile(M, N) if tile is None else tile
     BM, BN, _, TM, TN = tile
     grid = (-(-N // BN), -(-M // BM))

@@ -13,13 +13,22 @@ Nothing compiles at import: each kernel is built for its dtype on its first laun
 """
 
 import numpy as np
-from numba import cuda
+
+# numba-cuda 0.30.x (seen with 0.30.4) overloads ``np.row_stack`` when it compiles its first
+# kernel, and NumPy 2.5 removed that alias (deprecated since 2.0): the first launch would fail with
+# "module 'numpy' has no attribute 'row_stack'". Restore the alias (it always meant vstack) before
+# numba.cuda is imported. Only this module (the cuda backend) does it; CPU paths never import it.
+if not hasattr(np, "row_stack"):
+    np.row_stack = np.vstack
+
+from numba import cuda  # noqa: E402
 
 from .._codes import (
     H_BETA1, H_BETA2, H_EPS, H_L2, H_LR, H_MOMENTUM, IDENTITY, OPT_ADAM, OPT_MOMENTUM, OPT_NESTEROV,
     OPT_SGD, SOFTMAX,
 )
 from . import _cuda_gemm, _cuda_rows
+from ._cuda_launch import Launch
 from ._cuda_math import S_DONE, S_LOSS_SUM, STATE_SIZE
 from .layout import param_views, rows, work_views
 
@@ -238,10 +247,17 @@ def adam_update(p, g, m, v, lr, beta1, beta2, eps, t, l2):
 
 def train_epoch(X, Y, sw, order, theta, grad, shapes, acts, loss, batch_size, opt, hyper, s1, s2,
                 t0, work):
-    state = cuda.to_device(np.zeros(STATE_SIZE))
+    got = _idle.get("epoch")
+    if got is None:  # one state vector, zeroed by a replayed launch, and its host copy
+        state = cuda.to_device(np.zeros(STATE_SIZE))
+        fill = _cuda_rows.fill_kernel(np.dtype(np.float64))
+        got = _idle["epoch"] = (state, Launch(fill, 1, _cuda_rows.threads(), (state, 0.0)),
+                                np.zeros(STATE_SIZE))
+    state, reset, h = got
+    reset()
     train_epoch_device(X, Y, sw, order, theta, grad, shapes, acts, loss, batch_size, opt, hyper,
                        s1, s2, t0, work, state)
-    h = state.copy_to_host()
+    state.copy_to_host(h)
     return float(h[S_LOSS_SUM]), int(h[S_DONE])
 
 
@@ -269,59 +285,160 @@ def train_epoch_device(X, Y, sw, order, theta, grad, shapes, acts, loss, batch_s
     and ``hyper`` are small host arrays; ``X``, ``Y``, ``sw`` and ``order`` may be host arrays
     (copied up once per call) but should live on the device. ``t0`` must count the updates done
     before this call (read ``state`` back after a divergence to know it).
+
+    The launches of a step are built once per (buffers, layout, batch size) and replayed
+    (``_cuda_launch``): a step costs its launches, not their argument marshalling.
     """
-    shapes = np.asarray(to_host(shapes), dtype=np.int64)
-    acts = [int(a) for a in to_host(acts)]
+    if type(shapes) is not np.ndarray or shapes.dtype != np.int64:
+        shapes = np.asarray(to_host(shapes), dtype=np.int64)
+    acts = tuple(int(a) for a in to_host(acts))
     hyper = to_host(hyper)
     X, Y = to_device(X), to_device(Y)
     sw = None if sw is None else to_device(sw)
     if order is not None:
         order = to_device(order if is_device_array(order) else np.asarray(order, np.int64))
-    dt = _dtype(theta)
     N = X.shape[0] if order is None else order.shape[0]
-    B, L = int(batch_size), len(shapes)
-    tv, gv = param_views(theta, shapes), param_views(grad, shapes)
-    bounds = _bounds(shapes)
-    l2 = hyper[H_L2]
+    B = int(batch_size)
     s1 = s1 if s1.size else theta
     s2 = s2 if s2.size else theta
-    views = {}
-    nt = _cuda_rows.threads()
+    plan = _epoch_plan(theta, grad, s1, s2, work, shapes, acts, int(loss), B, int(opt),
+                       sw is not None, order is not None)
+    data = (X, Y, sw, order)
+    dt = plan.dt
+    l2 = hyper[H_L2]
     for bi, start in enumerate(range(0, N, B)):
         n = min(B, N - start)
-        if n not in views:
-            views[n] = work_views(work, shapes, B, n)
-        Xb, Yb, swb, As, D0, D1 = views[n]
-        if order is None:
-            Xb, Yb = X[start:start + n], Y[start:start + n]
-            swb = None if sw is None else sw[start:start + n]
-        else:
-            has_sw = sw is not None
+        lr, mu, b1, b2, eps, step = _hyper(hyper, t0 + bi + 1, dt)
+        plan.step(n).run(data, state, start, (lr, dt.type(l2), mu, b1, b2, eps, step))
+
+
+_PLANS = {}
+_MAX_PLANS = 8
+
+
+def _epoch_plan(theta, grad, s1, s2, work, shapes, acts, loss, B, opt, has_sw, has_order):
+    """The cached ``_EpochPlan`` for these buffers and this layout (a few kept, newest last)."""
+    key = (id(theta), id(grad), id(s1), id(s2), id(work), shapes.tobytes(), shapes.shape, acts,
+           loss, B, opt, has_sw, has_order)
+    plan = _PLANS.get(key)
+    if plan is None or not plan.owns(theta, grad, s1, s2, work):
+        plan = _EpochPlan(theta, grad, s1, s2, work, shapes, acts, loss, B, opt, has_sw,
+                          has_order)
+        _PLANS.pop(key, None)
+        while len(_PLANS) >= _MAX_PLANS:
+            _PLANS.pop(next(iter(_PLANS)))
+        _PLANS[key] = plan
+    return plan
+
+
+class _EpochPlan:
+    """A model's buffers and layout, with one ``_Step`` per batch size (built on first use)."""
+
+    def __init__(self, theta, grad, s1, s2, work, shapes, acts, loss, B, opt, has_sw, has_order):
+        self.arrays = (theta, grad, s1, s2, work)
+        self.dt = _dtype(theta)
+        self.shapes, self.acts, self.loss, self.B, self.opt = shapes, acts, loss, B, opt
+        self.has_sw, self.has_order = has_sw, has_order
+        self.tv, self.gv = param_views(theta, shapes), param_views(grad, shapes)
+        self.bounds = _bounds(shapes)
+        self.steps = {}
+
+    def owns(self, *arrays):
+        return all(a is b for a, b in zip(arrays, self.arrays))
+
+    def step(self, n):
+        got = self.steps.get(n)
+        if got is None:
+            got = self.steps[n] = _Step(self, n)
+        return got
+
+
+# where the per-call data goes: (launch, argument index, which of (X, Y, sw, order))
+_X, _Y, _SW, _ORDER = range(4)
+
+
+class _Step:
+    """Every launch of one training step on ``n`` rows, built once and replayed.
+
+    Without ``order`` the batch rows are read in place from X, Y and sw (``set_rows`` moves the
+    data pointer per batch); with it, a gather launch copies them into the workspace first.
+    """
+
+    def __init__(self, plan, n):
+        p = plan
+        theta, grad, s1, s2, work = p.arrays
+        dt, shapes, acts, L = p.dt, p.shapes, p.acts, len(p.shapes)
+        self.n = n
+        nt = _cuda_rows.threads()
+        Xb, Yb, swb, As, D0, D1 = work_views(work, shapes, p.B, n)
+        state = _idle_state()
+        self.rows, self.full = [], []  # (launch, arg, which)
+        launches = []
+        if p.has_order:
             width = Xb.shape[1] + Yb.shape[1] + 1
-            _cuda_rows.gather_kernel(dt)[_cuda_rows.blocks(n * width), nt](
-                X, Y, sw if has_sw else swb, has_sw, order, start, n, Xb, Yb, swb, state
-            )
-            swb = swb if has_sw else None
+            g = Launch(_cuda_rows.gather_kernel(dt), _cuda_rows.blocks(n * width), nt,
+                       (Xb, Xb, swb, p.has_sw, _no_bounds(), 0, n, Xb, Yb, swb, state))
+            self.full += [(g, 0, _X), (g, 1, _Y), (g, 4, _ORDER)]
+            if p.has_sw:
+                self.full.append((g, 2, _SW))
+            launches.append(g)
+            self.gather = g
+        else:
+            self.gather = None
+        sw_arg = swb if p.has_sw else None
         prev = Xb
         for l in range(L):
-            (W, b), o = tv[l], int(shapes[l, 0])
+            (W, b), o = p.tv[l], int(shapes[l, 0])
             act = IDENTITY if l == L - 1 else acts[l]
-            _cuda_gemm.launch("nt", dt, prev, W, As[l], n, o, prev.shape[1], b, b, act, state)
+            f = _cuda_gemm.plan("nt", dt, prev, W, As[l], n, o, prev.shape[1], b, b, act, state)
+            if l == 0 and not p.has_order:
+                self.rows.append((f, 0, _X))
+            launches.append(f)
             prev = As[l]
         dZ = rows(D0, n, int(shapes[-1, 0]))
-        _output(As[-1], Yb, loss, dZ, swb, state)
+        out = Launch(_cuda_rows.output_kernel(dt, nt), 1, nt,
+                     (As[-1], Yb, sw_arg if p.has_sw else As[-1][0], p.has_sw, p.loss, dZ, state))
+        if not p.has_order:
+            self.rows.append((out, 1, _Y))
+            if p.has_sw:
+                self.rows.append((out, 2, _SW))
+        launches.append(out)
         for l in range(L - 1, -1, -1):
-            (W, _), (dW, db) = tv[l], gv[l]
+            (W, _), (dW, db) = p.tv[l], p.gv[l]
             o, fi = int(shapes[l, 0]), int(shapes[l, 1])
             A_prev = As[l - 1] if l > 0 else Xb
-            _cuda_gemm.launch("tn", dt, dZ, A_prev, dW, o, fi, n, db, dW, IDENTITY, state)
+            g = _cuda_gemm.plan("tn", dt, dZ, A_prev, dW, o, fi, n, db, dW, IDENTITY, state)
+            if l == 0 and not p.has_order:
+                self.rows.append((g, 1, _X))
+            launches.append(g)
             if l > 0:
                 nxt = rows(D1 if (L - l) % 2 == 1 else D0, n, fi)
-                _cuda_gemm.launch("nn", dt, dZ, W, nxt, n, fi, o, db, A_prev, acts[l - 1], state)
+                launches.append(_cuda_gemm.plan("nn", dt, dZ, W, nxt, n, fi, o, db, A_prev,
+                                                acts[l - 1], state))
                 dZ = nxt
-        lr, mu, b1, b2, eps, step = _hyper(hyper, t0 + bi + 1, dt)
-        _launch_update(opt, theta, grad, s1, s2, lr, l2, mu, b1, b2, eps, step, bounds, L,
-                       float(n), True, state)
+        f = dt.type
+        self.update = Launch(
+            _cuda_rows.update_kernel(dt), _cuda_rows.blocks(theta.size), nt,
+            (p.opt, theta, grad, s1, s2, f(0), f(0), f(0), f(0), f(0), f(0), f(0), p.bounds, L,
+             float(n), True, state))
+        launches.append(self.update)
+        self.launches = launches
+
+    def run(self, data, state, start, scalars):
+        """One step on rows ``start:start + n`` (of X or of ``order``) of ``data``."""
+        n = self.n
+        for launch, i, which in self.rows:
+            launch.set_rows(i, data[which], start, n)
+        for launch, i, which in self.full:
+            launch.set(i, data[which])
+        if self.gather is not None:
+            self.gather.set(5, start)
+        upd = self.update
+        for i, v in enumerate(scalars):
+            upd.set(5 + i, v)
+        for launch in self.launches:
+            launch.set(-1, state)
+            launch()
 
 
 def _bounds(shapes):

@@ -55,13 +55,13 @@ def test_backward(K, R, rng, tol, dtype, act, with_prev):
 
 
 @pytest.mark.parametrize("form", ["nt", "tn", "nn"])
-@pytest.mark.parametrize("size", ["small", "big"])
+@pytest.mark.parametrize("size", ["small", "big", "huge"])
 def test_gemm_gpu_tiles(K, rng, form, size):
     """The GPU's own tile shape (not the simulator's small one) on a ragged product."""
     from fastnn.kernels import _cuda_gemm
     from fastnn.kernels._jit import GEMM_TILES
 
-    M, N, Kd = (37, 45, 21) if size == "small" else (67, 9, 19)
+    M, N, Kd = {"small": (37, 45, 21), "big": (67, 9, 19), "huge": (131, 140, 27)}[size]
     tile = GEMM_TILES[size]
     A = rng.standard_normal((Kd, M) if form == "tn" else (M, Kd)).astype(np.float32)
     B = rng.standard_normal((N, Kd) if form == "nt" else (Kd, N)).astype(np.float32)
