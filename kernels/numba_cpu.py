@@ -1,6 +1,6 @@
 """Numba CPU backend: fused kernels and a whole-epoch training loop (the contract in ``fastnn.kernels``).
 
-Matrix products go to BLAS through ``np.dot``; the bias, activation, derivative and bias-gradient
+Matrix products go to fastnn's BLAS (``fastnn._blas``, through ``_numba_blas``); the bias, activation, derivative and bias-gradient
 work is fused into single passes over each product while it is hot. ``train_epoch`` runs a whole
 epoch in compiled code, so ``fit`` pays no Python or dispatch cost per step.
 """
@@ -14,6 +14,7 @@ from .._codes import (
     OPT_MOMENTUM, OPT_NESTEROV, OPT_SGD, RELU, SIGMOID, SOFTMAX, SOFTPLUS, STEP, TANH,
 )
 from ._jit import jit
+from ._numba_blas import dz_w, dzt_a, x_wt
 
 
 @jit(inline="always")
@@ -95,7 +96,7 @@ def _bias_act(out, b, act):
 
 @jit
 def forward(X, W, b, act, out):
-    np.dot(X, W.T, out)
+    x_wt(X, W, out)
     _bias_act(out, b, act)
 
 
@@ -125,9 +126,9 @@ def _delta_and_db(dZ, A, act, db):
 @jit
 def backward(dZ, A, A_prev, W, act, dW, db, dA_prev):
     _delta_and_db(dZ, A, act, db)
-    np.dot(dZ.T, A_prev, dW)
+    dzt_a(dZ, A_prev, dW)
     if dA_prev is not None:
-        np.dot(dZ, W, dA_prev)
+        dz_w(dZ, W, dA_prev)
 
 
 @jit
