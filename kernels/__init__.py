@@ -38,8 +38,9 @@ adam_update(p, g, m, v, lr, beta1, beta2, eps, t, l2)
 Whole-epoch loop
 ----------------
 train_epoch(X, Y, sw, order, theta, grad, shapes, acts, loss, batch_size, opt, hyper, s1, s2, t0, work)
-    Runs every mini-batch of one epoch: gather (through ``order`` unless it is None, in which case
-    rows are taken in place), forward, fused output step, backward, and the update of ``opt``
+    Runs every mini-batch of one epoch over the rows ``order`` lists (gathered into scratch), or
+    over all rows of X in place when ``order`` is None; batches are ``batch_size`` consecutive
+    entries, the last one possibly shorter. Each batch runs forward, fused output step, backward, and the update of ``opt``
     (``fastnn._codes.OPT_*``) with ``hyper`` (float64, indexed by ``fastnn._codes.H_*``). L2 applies to
     weights, never to biases. ``theta``/``grad`` are the flat parameter and gradient vectors,
     ``s1``/``s2`` the flat optimiser state (velocity, or Adam's m and v), ``t0`` the number of

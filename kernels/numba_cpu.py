@@ -226,7 +226,7 @@ def _all_finite(x):
 @jit
 def train_epoch(X, Y, sw, order, theta, grad, shapes, acts, loss, batch_size, opt, hyper, s1, s2,
                 t0, work):
-    N = X.shape[0]
+    N = X.shape[0] if order is None else order.shape[0]
     L = shapes.shape[0]
     n_in = shapes[0, 1]
     k = shapes[L - 1, 0]

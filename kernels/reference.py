@@ -3,13 +3,16 @@
 It follows the kernel contract of ``fastnn.kernels`` and works in the dtype of its inputs.
 """
 
+import sys
+
 import numpy as np
 
 from .._codes import (
     BCE, CROSS_ENTROPY, H_BETA1, H_BETA2, H_EPS, H_L2, H_LR, H_MOMENTUM, IDENTITY, MSE, OPT_ADAM,
     OPT_MOMENTUM, OPT_NESTEROV, OPT_SGD, RELU, SIGMOID, SOFTMAX, SOFTPLUS, STEP, TANH,
 )
-from .layout import param_views, rows, work_views
+from .._pipeline import batch_gradients
+from .layout import param_views, work_views
 
 
 def _sigmoid(z):
@@ -142,30 +145,12 @@ def update(opt, hyper, p, g, s1, s2, t, l2):
         raise ValueError(f"unknown optimiser code {opt}")
 
 
-def batch_gradients(Xb, Yb, swb, theta_views, grad_views, acts, loss, As, D0, D1):
-    """Forward, fused output step and backward for one batch; returns the batch loss."""
-    L = len(theta_views)
-    prev = Xb
-    for l, ((W, b), act) in enumerate(zip(theta_views, acts)):
-        forward(prev, W, b, IDENTITY if l == L - 1 else act, As[l])
-        prev = As[l]
-    k = As[-1].shape[1]
-    dZ = rows(D0, As[-1].shape[0], k)
-    value = output_step(As[-1], Yb, loss, dZ, swb)
-    bufs = (D0, D1)
-    for l in range(L - 1, -1, -1):
-        W, _ = theta_views[l]
-        dW, db = grad_views[l]
-        A_prev = As[l - 1] if l > 0 else Xb
-        nxt = rows(bufs[(L - l) % 2], Xb.shape[0], W.shape[1]) if l > 0 else None
-        backward(dZ, As[l], A_prev, W, IDENTITY if l == L - 1 else acts[l], dW, db, nxt)
-        dZ = nxt
-    return value
+_SELF = sys.modules[__name__]
 
 
 def train_epoch(X, Y, sw, order, theta, grad, shapes, acts, loss, batch_size, opt, hyper, s1, s2,
                 t0, work):
-    N = X.shape[0]
+    N = X.shape[0] if order is None else order.shape[0]
     tv, gv = param_views(theta, shapes), param_views(grad, shapes)
     s1v = param_views(s1, shapes) if s1.size else None
     s2v = param_views(s2, shapes) if s2.size else None
@@ -181,7 +166,7 @@ def train_epoch(X, Y, sw, order, theta, grad, shapes, acts, loss, batch_size, op
         if sw is not None:
             swb[...] = sw[rows]
             wb = swb
-        value = batch_gradients(Xb, Yb, wb, tv, gv, acts, loss, As, D0, D1)
+        value = batch_gradients(_SELF, Xb, Yb, wb, tv, gv, acts, loss, As, D0, D1)
         if not (np.isfinite(value) and np.isfinite(grad).all()):
             break
         t += 1

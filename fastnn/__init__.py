@@ -1,0 +1,25 @@
+"""fastnn: fast multilayer perceptrons from Python, on fused Numba and Cython kernels.
+
+>>> import fastnn
+>>> model = fastnn.MLP.from_sizes([64, 128, 10], seed=0)
+>>> history = model.fit(X, y, epochs=20, lr=0.05)          # doctest: +SKIP
+"""
+
+from ._backend import available_backends, get_backend, set_backend
+from .layers import Dense
+from .model import MLP
+from .optim import SGD, Adam
+from .training import History
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Adam",
+    "Dense",
+    "History",
+    "MLP",
+    "SGD",
+    "available_backends",
+    "get_backend",
+    "set_backend",
+]

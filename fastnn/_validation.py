@@ -1,0 +1,156 @@
+"""Checks at the API boundary: every public call validates once here, then kernels trust their input.
+
+Each check raises ValueError with a message that names the problem, and converts the input once
+to the model's dtype as a C-contiguous array.
+"""
+
+import math
+import numbers
+
+import numpy as np
+
+from ._codes import BCE, CROSS_ENTROPY, MSE
+
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_dtype(dtype):
+    """Return the model dtype as np.dtype, float32 or float64 only."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}") from None
+    if dt not in _FLOAT_DTYPES:
+        raise ValueError(f"dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+def _all_finite(a):
+    # A sum is finite only if every term is; the elementwise check runs only if the sum overflowed.
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.add.reduce(a, axis=None)):
+            return True
+    return bool(np.isfinite(a).all())
+
+
+def _numeric(a, name):
+    a = np.asarray(a)
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold real numbers, got dtype {a.dtype}")
+    return a
+
+
+def as_matrix(X, dtype, n_features=None, name="X"):
+    """Return X as a finite C-contiguous (n, features) array of ``dtype``.
+
+    Parameters
+    ----------
+    X : array_like
+        Input, any memory layout and any real dtype (converted once).
+    dtype : np.dtype
+        The model's dtype.
+    n_features : int, optional
+        The feature count the model expects.
+    name : str
+        Name used in error messages.
+    """
+    X = _numeric(X, name)
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (samples, features), got an array of rank {X.ndim}")
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"{name} is empty: shape {X.shape}")
+    if n_features is not None and X.shape[1] != n_features:
+        raise ValueError(
+            f"{name} has {X.shape[1]} features, but the model expects {n_features}"
+        )
+    with np.errstate(over="ignore"):
+        out = np.ascontiguousarray(X, dtype=dtype)
+    if not _all_finite(out):
+        if X.dtype.kind == "f" and not _all_finite(X):
+            raise ValueError(f"{name} contains NaN or infinity")
+        raise ValueError(f"{name} has values too large for {np.dtype(dtype)}")
+    return out
+
+
+def targets(y, loss, n_rows, n_out, dtype):
+    """Return y as dense (n_rows, n_out) targets of ``dtype`` for the fused output step.
+
+    cross_entropy takes integer labels (n,) or one-hot/probabilities (n, k); bce takes 0/1 as
+    (n,) or (n, k); mse takes (n,) when there is one output, or (n, k).
+    """
+    y = _numeric(y, "y")
+    if y.ndim == 0 or y.ndim > 2:
+        raise ValueError(f"y must be 1-D or 2-D, got an array of rank {y.ndim}")
+    if y.shape[0] != n_rows:
+        raise ValueError(f"y has {y.shape[0]} rows but X has {n_rows}")
+    if y.dtype.kind == "f" and not _all_finite(y):
+        raise ValueError("y contains NaN or infinity")
+    if loss == CROSS_ENTROPY and y.ndim == 1:
+        labels = y
+        if labels.dtype.kind == "f":
+            if not np.all(labels == np.round(labels)):
+                raise ValueError("cross-entropy labels must be integers")
+        labels = labels.astype(np.int64, copy=False)
+        lo, hi = int(labels.min()), int(labels.max())
+        if lo < 0 or hi >= n_out:
+            bad = lo if lo < 0 else hi
+            raise ValueError(
+                f"label {bad} is out of range: the model has {n_out} classes (0..{n_out - 1})"
+            )
+        Y = np.zeros((n_rows, n_out), dtype=dtype)
+        Y[np.arange(n_rows), labels] = 1
+        return Y
+    if y.ndim == 1:
+        if n_out != 1:
+            what = "one-hot" if loss == CROSS_ENTROPY else f"{n_out} columns"
+            raise ValueError(f"y must be 2-D ({what}) for a model with {n_out} outputs")
+        y = y.reshape(-1, 1)
+    if y.shape[1] != n_out:
+        raise ValueError(f"y has {y.shape[1]} columns but the model has {n_out} outputs")
+    with np.errstate(over="ignore"):
+        Y = np.ascontiguousarray(y, dtype=dtype)
+    if not _all_finite(Y):
+        raise ValueError(f"y has values too large for {np.dtype(dtype)}")
+    if loss in (BCE, CROSS_ENTROPY) and (Y.min() < 0 or Y.max() > 1):
+        kind = "bce targets" if loss == BCE else "one-hot targets"
+        raise ValueError(f"{kind} must lie in [0, 1]")
+    return Y
+
+
+def check_positive_int(value, name):
+    """An int >= 1 (bools rejected)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def check_positive_float(value, name):
+    """A finite real > 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    v = float(value)
+    if not (math.isfinite(v) and v > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return v
+
+
+def check_fraction(value, name, low_open=False, high_open=True):
+    """A finite real in [0, 1) (or the interval the flags say)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+    v = float(value)
+    lo_ok = v > 0 if low_open else v >= 0
+    hi_ok = v < 1 if high_open else v <= 1
+    if not (math.isfinite(v) and lo_ok and hi_ok):
+        lo, hi = "(" if low_open else "[", ")" if high_open else "]"
+        raise ValueError(f"{name} must lie in {lo}0, 1{hi}, got {value!r}")
+    return v
+
+
+def check_nonnegative_float(value, name):
+    """A finite real >= 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
+        math.isfinite(float(value)) and float(value) >= 0
+    ):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)

@@ -1,0 +1,134 @@
+"""Dense: one fully connected layer, ``A = g(X @ W.T + b)``, usable alone or inside an MLP."""
+
+import numbers
+
+import numpy as np
+
+from . import _backend
+from ._codes import ACTIVATION_NAMES, IDENTITY, SOFTMAX, STEP, activation_code
+from ._init import init_weights
+from ._validation import as_matrix, check_dtype
+
+
+class Dense:
+    """A fully connected layer with weights ``W`` (out, in) and bias ``b`` (out,).
+
+    Parameters
+    ----------
+    in_features, out_features : int
+        Input and output widths.
+    activation : str
+        One of identity, sigmoid, tanh, relu, softplus, step, softmax.
+    dtype : {np.float32, np.float64}
+        Parameter dtype; inputs are converted to it once.
+    seed : int or np.random.Generator, optional
+        Seed for the initial weights (He for relu/softplus, Glorot otherwise).
+
+    Notes
+    -----
+    When a layer is put in an MLP, its ``W``, ``b``, ``dW`` and ``db`` become views into the model's
+    flat parameter and gradient vectors; assigning ``layer.W = array`` copies into that storage.
+    """
+
+    def __init__(self, in_features, out_features, activation="relu", *, dtype=np.float32,
+                 seed=None):
+        for name, v in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+        self._act = activation_code(activation)
+        self.dtype = check_dtype(dtype)
+        rng = np.random.default_rng(seed)
+        self._W = init_weights(rng, int(out_features), int(in_features), self._act, self.dtype)
+        self._b = np.zeros(int(out_features), dtype=self.dtype)
+        self._dW = np.zeros_like(self._W)
+        self._db = np.zeros_like(self._b)
+        self._cache = None
+
+    # parameters -------------------------------------------------------------------------
+    @property
+    def in_features(self):
+        return self._W.shape[1]
+
+    @property
+    def out_features(self):
+        return self._W.shape[0]
+
+    @property
+    def activation(self):
+        """The activation's name."""
+        return ACTIVATION_NAMES[self._act]
+
+    @property
+    def W(self):
+        """Weights, shape (out_features, in_features)."""
+        return self._W
+
+    @W.setter
+    def W(self, value):
+        self._assign(self._W, value, "W")
+
+    @property
+    def b(self):
+        """Bias, shape (out_features,)."""
+        return self._b
+
+    @b.setter
+    def b(self, value):
+        self._assign(self._b, value, "b")
+
+    @property
+    def dW(self):
+        """Weight gradient from the last backward pass."""
+        return self._dW
+
+    @property
+    def db(self):
+        """Bias gradient from the last backward pass."""
+        return self._db
+
+    def _assign(self, dest, value, name):
+        value = np.asarray(value)
+        if value.shape != dest.shape:
+            raise ValueError(f"{name} must have shape {dest.shape}, got {value.shape}")
+        if value.dtype.kind not in "biuf" or not np.isfinite(value).all():
+            raise ValueError(f"{name} must hold finite real numbers")
+        dest[...] = value
+
+    def _bind(self, W, b, dW, db):
+        """Move this layer's storage into views owned by a model (see MLP)."""
+        W[...] = self._W
+        b[...] = self._b
+        self._W, self._b, self._dW, self._db = W, b, dW, db
+
+    def __repr__(self):
+        return (f"Dense({self.in_features}, {self.out_features}, activation={self.activation!r}, "
+                f"dtype={self.dtype.name})")
+
+    # computation ------------------------------------------------------------------------
+    def forward(self, X):
+        """Return ``g(X @ W.T + b)``; keeps X and A for ``backward``."""
+        X = as_matrix(X, self.dtype, self.in_features)
+        A = np.empty((X.shape[0], self.out_features), dtype=self.dtype)
+        _backend.kernels().forward(X, self._W, self._b, self._act, A)
+        self._cache = (X, A)
+        return A
+
+    def backward(self, dA):
+        """Given dL/dA for the last ``forward``, store ``dW``, ``db`` and return dL/dX."""
+        if self._cache is None:
+            raise ValueError("backward needs a forward pass first")
+        if self._act == STEP:
+            raise ValueError("cannot backpropagate through 'step': it has no useful gradient")
+        X, A = self._cache
+        dZ = as_matrix(dA, self.dtype, self.out_features, name="dA")
+        if dZ.shape[0] != X.shape[0]:
+            raise ValueError(f"dA has {dZ.shape[0]} rows but the last forward had {X.shape[0]}")
+        act = self._act
+        if isinstance(dA, np.ndarray) and np.shares_memory(dZ, dA):
+            dZ = dZ.copy()  # backward overwrites dZ in place; never the caller's array
+        if act == SOFTMAX:  # Jacobian-vector product of the row-wise softmax
+            dZ = A * (dZ - np.sum(dZ * A, axis=1, keepdims=True))
+            act = IDENTITY
+        dX = np.empty_like(X)
+        _backend.kernels().backward(dZ, A, X, self._W, act, self._dW, self._db, dX)
+        return dX

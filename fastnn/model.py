@@ -1,0 +1,279 @@
+"""MLP: a stack of Dense layers that owns one flat parameter vector and its training buffers."""
+
+import numpy as np
+
+from . import _backend
+from ._codes import (
+    ACTIVATION_LOSS, ACTIVATION_NAMES, BCE, CROSS_ENTROPY, LOSS_ACTIVATION, LOSS_NAMES,
+    H_LR, N_HYPER, NO_GRADIENT, OPT_SGD, OUTPUT_ONLY, SOFTMAX, activation_code, loss_code,
+)
+from ._pipeline import allocate_outputs, batch_gradients, forward_pass
+from ._validation import as_matrix, check_dtype, check_positive_float, targets
+from .kernels.layout import param_size, param_views, work_views, workspace_size
+from .layers import Dense
+
+
+class MLP:
+    """A multilayer perceptron: Dense layers trained with fused kernels.
+
+    Parameters
+    ----------
+    layers : sequence of Dense
+        Consecutive layers; widths must chain and dtypes agree. The model takes over their
+        storage: each layer's W, b, dW, db become views into the model's flat vectors.
+    loss : {"cross_entropy", "bce", "mse"}, optional
+        Inferred from the last activation (softmax → cross_entropy, sigmoid → bce,
+        identity → mse). Each loss is fused with its output activation, so an explicit loss must
+        match it. A model whose output has no paired loss (step, relu, ...) is for inference only.
+    """
+
+    def __init__(self, layers, loss=None):
+        layers = list(layers)
+        if not layers:
+            raise ValueError("an MLP needs at least one layer")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Dense):
+                raise ValueError(f"layer {i} is {type(layer).__name__}, not Dense")
+        for i in range(1, len(layers)):
+            if layers[i].in_features != layers[i - 1].out_features:
+                raise ValueError(
+                    f"layer {i} expects {layers[i].in_features} inputs but layer {i - 1} "
+                    f"gives {layers[i - 1].out_features}"
+                )
+            if layers[i].dtype != layers[0].dtype:
+                raise ValueError(f"layer {i} has dtype {layers[i].dtype}, layer 0 has "
+                                 f"{layers[0].dtype}; all layers must share one dtype")
+        for i, layer in enumerate(layers[:-1]):
+            if layer._act in OUTPUT_ONLY:
+                raise ValueError(f"layer {i}: {layer.activation!r} is allowed on the output "
+                                 "layer only")
+        out_act = layers[-1]._act
+        if loss is None:
+            self._loss = ACTIVATION_LOSS.get(out_act)
+        else:
+            code = loss_code(loss)
+            if LOSS_ACTIVATION[code] != out_act:
+                raise ValueError(
+                    f"loss {loss!r} is fused with a {ACTIVATION_NAMES[LOSS_ACTIVATION[code]]!r} "
+                    f"output layer, but the last layer is {layers[-1].activation!r}"
+                )
+            self._loss = code
+        if len({id(layer) for layer in layers}) != len(layers):
+            raise ValueError("the same Dense object appears twice in layers")
+        self.layers = layers
+        self.dtype = layers[0].dtype
+        self._shapes = np.array([[l.out_features, l.in_features] for l in layers], np.int64)
+        self._acts = np.array([l._act for l in layers], np.int64)
+        self._theta = np.zeros(param_size(self._shapes), dtype=self.dtype)
+        self._grad = np.zeros_like(self._theta)
+        for layer, (W, b), (dW, db) in zip(layers, param_views(self._theta, self._shapes),
+                                           param_views(self._grad, self._shapes)):
+            layer._bind(W, b, dW, db)
+        self._work = np.zeros(0, dtype=self.dtype)
+        self.reset_optimizer()
+
+    @classmethod
+    def from_sizes(cls, sizes, hidden="relu", output="softmax", dtype=np.float32, seed=None):
+        """Build an MLP from layer widths, e.g. ``[784, 256, 10]``.
+
+        Parameters
+        ----------
+        sizes : sequence of int
+            Input width, then each layer's width (at least two entries).
+        hidden, output : str
+            Activations of the hidden layers and of the output layer.
+        dtype : {np.float32, np.float64}
+        seed : int, optional
+            Seed of ``np.random.default_rng``; the same seed gives the same model.
+        """
+        sizes = list(sizes)
+        if len(sizes) < 2:
+            raise ValueError(f"sizes needs an input width and at least one layer, got {sizes}")
+        activation_code(hidden)
+        activation_code(output)
+        dtype = check_dtype(dtype)
+        rng = np.random.default_rng(seed)
+        acts = [hidden] * (len(sizes) - 2) + [output]
+        return cls([Dense(i, o, a, dtype=dtype, seed=rng)
+                    for i, o, a in zip(sizes[:-1], sizes[1:], acts)])
+
+    # description ------------------------------------------------------------------------
+    @property
+    def sizes(self):
+        """Input width followed by each layer's width."""
+        return [self.layers[0].in_features] + [l.out_features for l in self.layers]
+
+    @property
+    def loss_name(self):
+        """The training loss, or None for an inference-only model."""
+        return None if self._loss is None else LOSS_NAMES[self._loss]
+
+    @property
+    def n_params(self):
+        return self._theta.size
+
+    def __repr__(self):
+        inner = ", ".join(repr(l) for l in self.layers)
+        return f"MLP([{inner}], loss={self.loss_name!r})"
+
+    # checks -----------------------------------------------------------------------------
+    def _check_X(self, X):
+        return as_matrix(X, self.dtype, self.layers[0].in_features)
+
+    def _check_trainable(self):
+        for i, layer in enumerate(self.layers):
+            if layer._act in NO_GRADIENT:
+                raise ValueError(f"cannot train through layer {i}: 'step' has no useful "
+                                 "gradient (use it for inference only)")
+        if self._loss is None:
+            raise ValueError(
+                f"the output activation {self.layers[-1].activation!r} has no paired loss; "
+                "train with identity (mse), sigmoid (bce) or softmax (cross_entropy) outputs"
+            )
+
+    def _targets(self, y, n):
+        return targets(y, self._loss, n, self.layers[-1].out_features, self.dtype)
+
+    def _params(self):
+        return [(l._W, l._b) for l in self.layers]
+
+    # inference --------------------------------------------------------------------------
+    def forward(self, X):
+        """The output layer's activations for X (n, in). Safe to call from several threads."""
+        X = self._check_X(X)
+        outs = allocate_outputs(X.shape[0], self._params(), self.dtype)
+        return forward_pass(_backend.kernels(), X, self._params(), self._acts, outs, False)
+
+    def predict_proba(self, X):
+        """Class probabilities: softmax outputs, or (1 - p, p) for one sigmoid output."""
+        out_act = self._acts[-1]
+        if out_act not in (SOFTMAX, activation_code("sigmoid")):
+            raise ValueError("predict_proba needs a softmax or sigmoid output layer, not "
+                             f"{self.layers[-1].activation!r}")
+        A = self.forward(X)
+        if out_act != SOFTMAX and A.shape[1] == 1:
+            return np.hstack([1 - A, A])
+        return A
+
+    def predict(self, X):
+        """Labels for softmax, 0/1 for sigmoid, values for identity and step (1-D if one output)."""
+        A = self.forward(X)
+        out_act = self._acts[-1]
+        if out_act == SOFTMAX:
+            return A.argmax(axis=1)
+        if self._loss == BCE:
+            A = (A >= 0.5).astype(np.int64)
+        return A[:, 0] if A.shape[1] == 1 else A
+
+    def loss(self, X, y):
+        """Mean loss of the model on (X, y), from the logits (never overflows)."""
+        self._check_loss()
+        X = self._check_X(X)
+        Y = self._targets(y, X.shape[0])
+        outs = allocate_outputs(X.shape[0], self._params(), self.dtype)
+        K = _backend.kernels()
+        Z = forward_pass(K, X, self._params(), self._acts, outs, logits=True)
+        return float(K.output_step(Z, Y, self._loss, np.empty_like(Z), None))
+
+    def _check_loss(self):
+        if self._loss is None:
+            raise ValueError(f"the output activation {self.layers[-1].activation!r} has no "
+                             "paired loss")
+
+    def score(self, X, y):
+        """Accuracy for classifiers (softmax/sigmoid); R² for regression (identity)."""
+        pred = self.predict(X)
+        if self._loss in (CROSS_ENTROPY, BCE):
+            y = np.asarray(y)
+            if self._loss == CROSS_ENTROPY and y.ndim == 2:
+                y = y.argmax(axis=1)
+            return float(np.mean(pred.reshape(y.shape) == y))
+        y = np.asarray(y, dtype=np.float64).reshape(pred.shape)
+        ss = ((y - pred) ** 2).sum()
+        st = ((y - y.mean(axis=0)) ** 2).sum()
+        return float(1 - ss / st) if st > 0 else 0.0
+
+    # training ---------------------------------------------------------------------------
+    def _workspace(self, batch):
+        need = workspace_size(self._shapes, batch)
+        if self._work.size < need:
+            self._work = np.zeros(need, dtype=self.dtype)
+        return self._work
+
+    def gradients(self, X, y):
+        """Per-layer ``(dW, db)`` of the mean loss on (X, y), as copies; the model is not updated."""
+        self._check_trainable()
+        X = self._check_X(X)
+        Y = self._targets(y, X.shape[0])
+        n = X.shape[0]
+        work = self._workspace(n)
+        _, _, _, As, D0, D1 = work_views(work, self._shapes, n, n)
+        grads = param_views(np.zeros_like(self._theta), self._shapes)
+        batch_gradients(_backend.kernels(), X, Y, None, self._params(), grads, self._acts,
+                        self._loss, As, D0, D1)
+        return grads
+
+    def train_step(self, X, y, lr):
+        """One plain SGD step on the batch (X, y); returns the loss before the update.
+
+        Raises FloatingPointError, leaving the model unchanged, if the loss or gradient is not
+        finite.
+        """
+        lr = check_positive_float(lr, "lr")
+        self._check_trainable()
+        X = self._check_X(X)
+        Y = self._targets(y, X.shape[0])
+        n = X.shape[0]
+        hyper = self._step_hyper
+        hyper[H_LR] = lr
+        loss_sum, done = _backend.kernels().train_epoch(
+            X, Y, None, None, self._theta, self._grad, self._shapes, self._acts, self._loss, n,
+            OPT_SGD, hyper, self._no_state, self._no_state, 0, self._workspace(n))
+        if done == 0:
+            raise FloatingPointError("train_step: the loss or gradient is not finite; the model "
+                                     "was not updated")
+        return loss_sum / n
+
+    def reset_optimizer(self):
+        """Forget optimiser state (momentum velocity, Adam moments and step count)."""
+        self._opt_code = None
+        self._opt_t = 0
+        self._s1 = self._s2 = self._no_state = np.zeros(0, dtype=self.dtype)
+        self._step_hyper = np.zeros(N_HYPER)
+
+    def _optimizer_state(self, opt):
+        """State vectors for optimiser ``opt``; kept across fit calls while its kind is unchanged."""
+        if self._opt_code != opt.code:
+            self._opt_code = opt.code
+            self._opt_t = 0
+            self._s1 = np.zeros_like(self._theta) if opt.n_state >= 1 else self._no_state
+            self._s2 = np.zeros_like(self._theta) if opt.n_state >= 2 else self._no_state
+        return self._s1, self._s2
+
+    def fit(self, X, y, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", shuffle=True,
+            seed=None, progress=True, **kwargs):
+        """Train on (X, y); returns a History. See ``fastnn.training.fit`` for every option."""
+        from .training import fit
+
+        return fit(self, X, y, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
+                   shuffle=shuffle, seed=seed, progress=progress, **kwargs)
+
+    # pickling keeps the layers bound to the flat vectors ---------------------------------
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["layers"] = [(l.in_features, l.out_features, l.activation) for l in self.layers]
+        state.pop("_grad")
+        state["_work"] = np.zeros(0, dtype=self.dtype)
+        return state
+
+    def __setstate__(self, state):
+        specs = state.pop("layers")
+        self.__dict__.update(state)
+        self._grad = np.zeros_like(self._theta)
+        self.layers = []
+        for (i, o, a), (W, b), (dW, db) in zip(specs, param_views(self._theta, self._shapes),
+                                               param_views(self._grad, self._shapes)):
+            layer = Dense.__new__(Dense)
+            layer._act, layer.dtype, layer._cache = activation_code(a), self.dtype, None
+            layer._W, layer._b, layer._dW, layer._db = W, b, dW, db
+            self.layers.append(layer)
