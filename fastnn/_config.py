@@ -1,6 +1,7 @@
 """``fastnn.show_config()``: what this install runs on (backends, BLAS, OpenMP, threads)."""
 
 import importlib.util
+import os
 import platform
 import sys
 
@@ -43,6 +44,11 @@ def config():
 
         info["openmp"] = _cython_cpu.openmp_enabled()
         info["cython_omp_threads"] = _cython_cpu.get_num_threads()
+        from .kernels import cython_cpu
+
+        info["omp_wait_policy"] = ("passive (set by fastnn)" if cython_cpu._SET_WAIT_POLICY else
+                                   "OMP_WAIT_POLICY=" + os.environ.get("OMP_WAIT_POLICY", "")
+                                   + " GOMP_SPINCOUNT=" + os.environ.get("GOMP_SPINCOUNT", ""))
     info["numba"] = _numba_info()
     return info
 
@@ -107,8 +113,8 @@ def show_config(file=None):
     if c["openmp"] is None:
         out("OpenMP (Cython)", "extension not built")
     else:
-        out("OpenMP (Cython)", f"on, {c['cython_omp_threads']} threads" if c["openmp"]
-            else "off (built without OpenMP)")
+        out("OpenMP (Cython)", f"on, {c['cython_omp_threads']} threads, wait policy "
+            f"{c['omp_wait_policy']}" if c["openmp"] else "off (built without OpenMP)")
     n = c["numba"]
     if n is None:
         out("numba", "not installed")

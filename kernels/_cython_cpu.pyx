@@ -73,7 +73,7 @@ cdef enum:
 
 # Element count from which a pass is split over threads, and the column block of backward.
 cdef enum:
-    PAR_MIN = 32768
+    PAR_MIN = 65536
     COL_BLOCK = 64
 
 CODES = {

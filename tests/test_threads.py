@@ -39,7 +39,8 @@ def blas_thread_counts():
 
 
 def test_set_and_get(restore_threads):
-    from fastnn.kernels import _cython_cpu, cython_cpu  # noqa: F401  (loads fastnn's BLAS)
+    from fastnn.kernels import cython_cpu  # noqa: F401  (loads fastnn's BLAS first)
+    from fastnn.kernels import _cython_cpu
 
     fastnn.set_num_threads(1)
     assert fastnn.get_num_threads() == 1
