@@ -46,6 +46,7 @@ ctypedef void (*dgemm_t)(char *ta, char *tb, int *m, int *n, int *k, double *alp
 cdef sgemm_t _sgemm = scipy_sgemm
 cdef dgemm_t _dgemm = scipy_dgemm
 cdef int _nthreads = 1
+cdef bint _fold_sgd = True
 
 # activation, loss and optimiser codes (fastnn._codes; checked against it by the tests)
 cdef enum:
@@ -111,6 +112,16 @@ def set_num_threads(int n):
 def get_num_threads():
     """Threads the OpenMP loops use (1 without OpenMP)."""
     return _nthreads if fastnn_have_openmp() else 1
+
+
+def set_fold_sgd(bint on):
+    """Fold plain SGD's first-layer update into its weight-gradient GEMM in train_epoch (default).
+
+    Folding saves writing, checking and re-reading the first layer's dW; the layer's slot in
+    ``grad`` is then not written. Off, train_epoch fills all of ``grad`` (the tests compare both).
+    """
+    global _fold_sgd
+    _fold_sgd = on
 
 
 def openmp_enabled():
@@ -462,10 +473,10 @@ cdef int _train_epoch(real *X, real *Y, real *sw, int64_t *order64, int32_t *ord
     cdef real *prev
     cdef real *dZ
     cdef real *nxt
-    cdef real l2 = <real>hyper[H_L2]
+    cdef real l2 = <real>hyper[H_L2], lr = <real>hyper[H_LR]
     cdef double value, total = 0.0
     cdef int done = 0, act
-    cdef bint ok
+    cdef bint ok, fold
     for l in range(L):
         if shapes[2 * l] > width:
             width = shapes[2 * l]
@@ -507,20 +518,31 @@ cdef int _train_epoch(real *X, real *Y, real *sw, int64_t *order64, int32_t *ord
             prev = work + a_off[l]
         dZ = work + d_off0
         value = _output_step(prev, Yb, loss, dZ, swb, n, k)
-        # backward, ping-ponging the delta between the two buffers
+        # backward, ping-ponging the delta between the two buffers. With plain SGD the first
+        # layer's update is folded into its weight-gradient GEMM (W = (1 - lr*l2) W - lr dZ.T X,
+        # beta = 1, no dW), done after every other gradient and that layer's dZ are checked.
+        fold = _fold_sgd and opt == OPT_SGD
         for l in range(L - 1, -1, -1):
             o = shapes[2 * l]
             fi = shapes[2 * l + 1]
             act = IDENTITY if l == L - 1 else <int>acts[l]
             _delta_db(dZ, work + a_off[l], act, grad + p_off[l] + o * fi, n, o)
             prev = Xb if l == 0 else work + a_off[l - 1]
-            _dzt_a(dZ, prev, grad + p_off[l], <int>n, <int>fi, <int>o, <real>1, <real>0)
+            if l > 0 or not fold:
+                _dzt_a(dZ, prev, grad + p_off[l], <int>n, <int>fi, <int>o, <real>1, <real>0)
             if l > 0:
                 off = d_off1 if (L - l) % 2 == 1 else d_off0
                 nxt = work + off
                 _dz_w(dZ, theta + p_off[l], nxt, <int>n, <int>fi, <int>o)
                 dZ = nxt
-        if not (value - value == 0.0 and _all_finite(grad, p_off[L])):
+        if fold:  # dZ is the first layer's delta
+            o = shapes[0]
+            fi = shapes[1]
+            ok = (value - value == 0.0 and _all_finite(grad + o * fi, p_off[L] - o * fi)
+                  and _all_finite(dZ, n * o))
+        else:
+            ok = value - value == 0.0 and _all_finite(grad, p_off[L])
+        if not ok:
             break
         for l in range(L):
             o = shapes[2 * l]
@@ -528,7 +550,11 @@ cdef int _train_epoch(real *X, real *Y, real *sw, int64_t *order64, int32_t *ord
             w0 = p_off[l]
             b0 = w0 + o * fi
             b1 = p_off[l + 1]
-            if has_state:
+            if fold and l == 0:
+                _dzt_a(dZ, Xb, theta, <int>n, <int>fi, <int>o, -lr, 1 - lr * l2)
+                _update(opt, hyper, theta + b0, grad + b0, s1, s2, b1 - b0,
+                        <double>(t0 + done + 1), 0)
+            elif has_state:
                 _update(opt, hyper, theta + w0, grad + w0, s1 + w0, s2 + w0, b0 - w0,
                         <double>(t0 + done + 1), l2)
                 _update(opt, hyper, theta + b0, grad + b0, s1 + b0, s2 + b0, b1 - b0,

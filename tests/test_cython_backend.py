@@ -32,6 +32,16 @@ def rng_arrays(seed, dtype, *shapes, scale=1.0):
     return [(scale * rng.standard_normal(s)).astype(dtype) for s in shapes]
 
 
+@pytest.fixture(params=[True, False], ids=["fold", "nofold"])
+def fold(request):
+    """Run with plain SGD's first-layer update folded into its GEMM, and without."""
+    from fastnn.kernels import _cython_cpu
+
+    _cython_cpu.set_fold_sgd(request.param)
+    yield request.param
+    _cython_cpu.set_fold_sgd(True)
+
+
 def test_codes_match_table():
     from fastnn.kernels import _cython_cpu
 
@@ -180,7 +190,7 @@ def run_epoch(mod, X, Y, sw, order, theta, shapes, acts, loss, B, opt, hyper, t0
 @pytest.mark.parametrize("opt", OPTS)
 @pytest.mark.parametrize("use_order,use_sw", [(False, False), (True, False), (False, True),
                                               (True, True)])
-def test_train_epoch_matches_reference(dtype, opt, use_order, use_sw):
+def test_train_epoch_matches_reference(dtype, opt, use_order, use_sw, fold):
     sizes, acts, loss = [5, 9, 7, 3], np.array([C.TANH, C.RELU, C.SOFTMAX]), C.CROSS_ENTROPY
     X, Y, shapes, theta = make_problem(1, dtype, sizes, loss, 23)
     rng = np.random.default_rng(2)
@@ -198,7 +208,7 @@ def test_train_epoch_matches_reference(dtype, opt, use_order, use_sw):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("act,loss", list(itertools.product(HIDDEN_ACTS, LOSSES)))
-def test_train_epoch_every_activation_and_loss(dtype, act, loss):
+def test_train_epoch_every_activation_and_loss(dtype, act, loss, fold):
     sizes = [1, 6, 2] if loss != C.CROSS_ENTROPY else [3, 6, 4]
     acts = np.array([act, C.LOSS_ACTIVATION[loss]])
     X, Y, shapes, theta = make_problem(3, dtype, sizes, loss, 10)
@@ -232,7 +242,7 @@ def test_train_epoch_larger_network_threaded_paths():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("opt", OPTS)
-def test_train_epoch_stops_before_a_nonfinite_update(dtype, opt):
+def test_train_epoch_stops_before_a_nonfinite_update(dtype, opt, fold):
     sizes, acts, loss = [3, 4, 2], np.array([C.TANH, C.IDENTITY]), C.MSE
     X, Y, shapes, theta = make_problem(6, dtype, sizes, loss, 9)
     Y[5, 0] = np.inf  # batch 2 of 3 (rows 4..7) diverges
@@ -245,6 +255,31 @@ def test_train_epoch_stops_before_a_nonfinite_update(dtype, opt):
                      epochs=1)
     np.testing.assert_allclose(theta1, want[0], **tol(dtype))
     assert np.isfinite(theta1).all()
+
+
+def test_fold_stops_when_only_the_first_layer_delta_overflows():
+    """Only layer 0's dZ is not finite: with folding, no layer may be updated."""
+    from fastnn.kernels import _cython_cpu
+
+    dtype = np.float32
+    shapes = np.array([(3, 2), (1, 3)], np.int64)
+    acts = np.array([C.IDENTITY, C.IDENTITY])
+    # layer 1 W is huge, so dA_0 = dZ_1 @ W_1 overflows float32 while the loss stays finite
+    theta = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0, 0, 0, 3e38, 3e38, 3e38, 0], dtype)
+    theta[:6] = 0.0
+    X = np.array([[1.0, 1.0]], dtype)
+    Y = np.array([[3.0]], dtype)  # loss 4.5, dZ_1 = -3, dA_0 = -9e38 -> -inf
+    for on in (True, False):
+        _cython_cpu.set_fold_sgd(on)
+        try:
+            t = theta.copy()
+            res = cy.train_epoch(X, Y, None, None, t, np.zeros_like(t), shapes, acts, C.MSE, 1,
+                                 C.OPT_SGD, HYPER, np.empty(0, dtype), np.empty(0, dtype), 0,
+                                 np.zeros(layout.workspace_size(shapes, 1), dtype))
+        finally:
+            _cython_cpu.set_fold_sgd(True)
+        assert res[1] == 0
+        np.testing.assert_array_equal(t, theta)
 
 
 def test_order_int32_is_accepted():
