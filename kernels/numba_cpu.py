@@ -1,6 +1,7 @@
 """Numba CPU backend: fused kernels and a whole-epoch training loop (the contract in ``fastnn.kernels``).
 
-Matrix products go to fastnn's BLAS (``fastnn._blas``, through ``_numba_blas``); the bias, activation, derivative and bias-gradient
+Matrix products go to fastnn's BLAS (``fastnn._blas``, via ``_numba_blas``); the bias, activation,
+derivative and bias-gradient
 work is fused into single passes over each product while it is hot. ``train_epoch`` runs a whole
 epoch in compiled code, so ``fit`` pays no Python or dispatch cost per step.
 """
@@ -10,8 +11,8 @@ import math
 import numpy as np
 
 from .._codes import (
-    BCE, CROSS_ENTROPY, H_BETA1, H_BETA2, H_EPS, H_L2, H_LR, H_MOMENTUM, IDENTITY, MSE, OPT_ADAM,
-    OPT_MOMENTUM, OPT_NESTEROV, OPT_SGD, RELU, SIGMOID, SOFTMAX, SOFTPLUS, STEP, TANH,
+    BCE, CROSS_ENTROPY, H_BETA1, H_BETA2, H_EPS, H_L2, H_LR, H_MOMENTUM, IDENTITY, OPT_ADAM,
+    OPT_NESTEROV, OPT_SGD, RELU, SIGMOID, SOFTMAX, SOFTPLUS, STEP, TANH,
 )
 from ._jit import jit
 from ._numba_blas import dz_w, dzt_a, x_wt
@@ -59,6 +60,58 @@ def _deriv(a, act):
     return 1.0
 
 
+# Products below this many multiply-adds run as plain loops: a BLAS call costs more than the work.
+SMALL_GEMM = 1 << 14
+
+
+@jit
+def _matmul_nt(A, B, out):
+    """out = A @ B.T (rows of both operands are contiguous: a dot product per entry)."""
+    n, k = A.shape
+    m = B.shape[0]
+    if n * m * k > SMALL_GEMM:
+        x_wt(A, B, out)
+        return
+    for i in range(n):
+        for j in range(m):
+            s = 0.0
+            for p in range(k):
+                s += A[i, p] * B[j, p]
+            out[i, j] = s
+
+
+@jit
+def _matmul_tn(A, B, out):
+    """out = A.T @ B, the sum of per-row outer products (the weight gradient)."""
+    n, m = A.shape
+    k = B.shape[1]
+    if n * m * k > SMALL_GEMM:
+        dzt_a(A, B, out)
+        return
+    out[:, :] = 0.0
+    for i in range(n):
+        for j in range(m):
+            a = A[i, j]
+            for p in range(k):
+                out[j, p] += a * B[i, p]
+
+
+@jit
+def _matmul_nn(A, B, out):
+    """out = A @ B (the input gradient dZ @ W)."""
+    n, m = A.shape
+    k = B.shape[1]
+    if n * m * k > SMALL_GEMM:
+        dz_w(A, B, out)
+        return
+    out[:, :] = 0.0
+    for i in range(n):
+        for j in range(m):
+            a = A[i, j]
+            for p in range(k):
+                out[i, p] += a * B[j, p]
+
+
 @jit
 def _bias_act(out, b, act):
     """out = g(out + b), row by row; softmax is applied per row."""
@@ -96,7 +149,7 @@ def _bias_act(out, b, act):
 
 @jit
 def forward(X, W, b, act, out):
-    x_wt(X, W, out)
+    _matmul_nt(X, W, out)
     _bias_act(out, b, act)
 
 
@@ -126,9 +179,9 @@ def _delta_and_db(dZ, A, act, db):
 @jit
 def backward(dZ, A, A_prev, W, act, dW, db, dA_prev):
     _delta_and_db(dZ, A, act, db)
-    dzt_a(dZ, A_prev, dW)
+    _matmul_tn(dZ, A_prev, dW)
     if dA_prev is not None:
-        dz_w(dZ, W, dA_prev)
+        _matmul_nn(dZ, W, dA_prev)
 
 
 @jit
@@ -171,18 +224,18 @@ def output_step(Z, Y, loss, dZ, sw):
 
 
 @jit
-def sgd_update(p, g, lr, l2):
+def _sgd_range(p, g, lo, hi, lr, l2):
     if l2 != 0:
-        for i in range(p.size):
+        for i in range(lo, hi):
             p[i] -= lr * (g[i] + l2 * p[i])
     else:
-        for i in range(p.size):
+        for i in range(lo, hi):
             p[i] -= lr * g[i]
 
 
 @jit
-def momentum_update(p, g, v, lr, mu, l2, nesterov):
-    for i in range(p.size):
+def _momentum_range(p, g, v, lo, hi, lr, mu, l2, nesterov):
+    for i in range(lo, hi):
         gi = g[i] + l2 * p[i]
         vi = mu * v[i] - lr * gi
         v[i] = vi
@@ -193,9 +246,9 @@ def momentum_update(p, g, v, lr, mu, l2, nesterov):
 
 
 @jit
-def adam_update(p, g, m, v, lr, beta1, beta2, eps, t, l2):
+def _adam_range(p, g, m, v, lo, hi, lr, beta1, beta2, eps, t, l2):
     step = lr * math.sqrt(1.0 - beta2 ** t) / (1.0 - beta1 ** t)
-    for i in range(p.size):
+    for i in range(lo, hi):
         gi = g[i] + l2 * p[i]
         mi = beta1 * m[i] + (1.0 - beta1) * gi
         vi = beta2 * v[i] + (1.0 - beta2) * gi * gi
@@ -205,14 +258,32 @@ def adam_update(p, g, m, v, lr, beta1, beta2, eps, t, l2):
 
 
 @jit
-def _update(opt, hyper, p, g, s1, s2, t, l2):
+def sgd_update(p, g, lr, l2):
+    _sgd_range(p, g, 0, p.size, lr, l2)
+
+
+@jit
+def momentum_update(p, g, v, lr, mu, l2, nesterov):
+    _momentum_range(p, g, v, 0, p.size, lr, mu, l2, nesterov)
+
+
+@jit
+def adam_update(p, g, m, v, lr, beta1, beta2, eps, t, l2):
+    _adam_range(p, g, m, v, 0, p.size, lr, beta1, beta2, eps, t, l2)
+
+
+@jit
+def _update_range(opt, hyper, theta, grad, s1, s2, lo, hi, t, l2):
+    """Apply optimiser ``opt`` to ``theta[lo:hi]`` in place, indexing the flat vectors directly."""
     lr = hyper[H_LR]
     if opt == OPT_SGD:
-        sgd_update(p, g, lr, l2)
+        _sgd_range(theta, grad, lo, hi, lr, l2)
     elif opt == OPT_ADAM:
-        adam_update(p, g, s1, s2, lr, hyper[H_BETA1], hyper[H_BETA2], hyper[H_EPS], t, l2)
+        _adam_range(theta, grad, s1, s2, lo, hi, lr, hyper[H_BETA1], hyper[H_BETA2],
+                    hyper[H_EPS], t, l2)
     else:
-        momentum_update(p, g, s1, lr, hyper[H_MOMENTUM], l2, opt == OPT_NESTEROV)
+        _momentum_range(theta, grad, s1, lo, hi, lr, hyper[H_MOMENTUM], l2,
+                        opt == OPT_NESTEROV)
 
 
 @jit
@@ -221,6 +292,115 @@ def _all_finite(x):
     for i in range(x.size):
         s += x[i] * 0.0
     return s == 0.0
+
+
+@jit
+def _sample_gradients(theta, grad, shapes, acts, loss, p_off, a_off, work, d_off0, d_off1, Y, r,
+                      w):
+    """Forward, output step and fused backward for one sample, on flat indices (no array views).
+
+    The sample's features sit at ``work[0:in]``; ``Y[r]`` is its target and ``w`` its weight.
+    Batch size 1 pays per-call and per-view costs more than arithmetic, so this path has none.
+    """
+    L = shapes.shape[0]
+    # forward: A_l[j] = g(b[j] + sum_p W[j, p] * in[p]); the last layer keeps its logits
+    in_off = 0
+    for l in range(L):
+        o, fi = shapes[l, 0], shapes[l, 1]
+        pw, pb, pa = p_off[l], p_off[l] + o * fi, a_off[l]
+        for j in range(o):
+            s = theta[pb + j]
+            row = pw + j * fi
+            for p in range(fi):
+                s += theta[row + p] * work[in_off + p]
+            work[pa + j] = s if l == L - 1 else _act(s, acts[l])
+        in_off = pa
+    # fused output step into the first delta buffer
+    k = shapes[L - 1, 0]
+    pa = a_off[L - 1]
+    value = 0.0
+    if loss == CROSS_ENTROPY:
+        m = -np.inf
+        for j in range(k):
+            m = max(m, work[pa + j])
+        s = 0.0
+        for j in range(k):
+            s += math.exp(work[pa + j] - m)
+        lse = m + math.log(s)
+        for j in range(k):
+            z = work[pa + j]
+            value += Y[r, j] * (lse - z)
+            work[d_off0 + j] = (math.exp(z - m) / s - Y[r, j]) * w
+    elif loss == BCE:
+        for j in range(k):
+            z = work[pa + j]
+            value += _softplus(z) - Y[r, j] * z
+            work[d_off0 + j] = (_sigmoid(z) - Y[r, j]) * w
+    else:
+        for j in range(k):
+            d = work[pa + j] - Y[r, j]
+            value += 0.5 * d * d
+            work[d_off0 + j] = d * w
+    # fused backward: dz *= g'(a); db = dz; dW = dz x in; d_in = W.T dz
+    cur, nxt = d_off0, d_off1
+    for l in range(L - 1, -1, -1):
+        o, fi = shapes[l, 0], shapes[l, 1]
+        pw, pb = p_off[l], p_off[l] + o * fi
+        in_off = a_off[l - 1] if l > 0 else 0
+        if l < L - 1:
+            for j in range(o):
+                work[cur + j] *= _deriv(work[a_off[l] + j], acts[l])
+        if l > 0:
+            for p in range(fi):
+                work[nxt + p] = 0.0
+        for j in range(o):
+            dz = work[cur + j]
+            grad[pb + j] = dz
+            row = pw + j * fi
+            for p in range(fi):
+                grad[row + p] = dz * work[in_off + p]
+            if l > 0:
+                for p in range(fi):
+                    work[nxt + p] += dz * theta[row + p]
+        cur, nxt = nxt, cur
+    return value * w
+
+
+@jit
+def _batch_gradients(Xb, Yb, swb, theta, grad, shapes, acts, loss, p_off, a_off, work, d_off0,
+                     d_off1):
+    """Forward, fused output step and backward for one batch; returns the batch loss."""
+    n = Xb.shape[0]
+    L = shapes.shape[0]
+    k = shapes[L - 1, 0]
+    # forward; the last layer keeps its logits for the fused output step
+    prev = Xb
+    for l in range(L):
+        o, fi = shapes[l, 0], shapes[l, 1]
+        W = theta[p_off[l]:p_off[l] + o * fi].reshape(o, fi)
+        b = theta[p_off[l] + o * fi:p_off[l + 1]]
+        A = work[a_off[l]:a_off[l] + n * o].reshape(n, o)
+        forward(prev, W, b, IDENTITY if l == L - 1 else acts[l], A)
+        prev = A
+    dZ = work[d_off0:d_off0 + n * k].reshape(n, k)
+    value = output_step(prev, Yb, loss, dZ, swb)
+    # backward, ping-ponging the delta between the two buffers
+    for l in range(L - 1, -1, -1):
+        o, fi = shapes[l, 0], shapes[l, 1]
+        W = theta[p_off[l]:p_off[l] + o * fi].reshape(o, fi)
+        dW = grad[p_off[l]:p_off[l] + o * fi].reshape(o, fi)
+        db = grad[p_off[l] + o * fi:p_off[l + 1]]
+        A = work[a_off[l]:a_off[l] + n * o].reshape(n, o)
+        act = IDENTITY if l == L - 1 else acts[l]
+        if l > 0:
+            A_prev = work[a_off[l - 1]:a_off[l - 1] + n * fi].reshape(n, fi)
+            off = d_off1 if (L - l) % 2 == 1 else d_off0
+            nxt = work[off:off + n * fi].reshape(n, fi)
+            backward(dZ, A, A_prev, W, act, dW, db, nxt)
+            dZ = nxt
+        else:
+            backward(dZ, A, Xb, W, act, dW, db, None)
+    return value
 
 
 @jit
@@ -244,69 +424,46 @@ def train_epoch(X, Y, sw, order, theta, grad, shapes, acts, loss, batch_size, op
         a_off[l + 1] = a_off[l] + B * shapes[l, 0]
     d_off0 = a_off[L]
     d_off1 = d_off0 + B * width
-    has_state = s1.size > 0
     l2 = hyper[H_L2]
     loss_sum = 0.0
     done = 0
     for start in range(0, N, B):
         n = min(B, N - start)
-        if order is None:
-            Xb = X[start:start + n]
-            Yb = Y[start:start + n]
+        if B == 1:
+            r = start if order is None else order[start]
+            for p in range(n_in):
+                work[p] = X[r, p]
+            w = 1.0 if sw is None else sw[r]
+            value = _sample_gradients(theta, grad, shapes, acts, loss, p_off, a_off, work,
+                                      d_off0, d_off1, Y, r, w)
         else:
-            Xb = work[0:n * n_in].reshape(n, n_in)
-            Yb = work[B * n_in:B * n_in + n * k].reshape(n, k)
-            for i in range(n):
-                r = order[start + i]
-                Xb[i, :] = X[r, :]
-                Yb[i, :] = Y[r, :]
-        if sw is None:
-            swb = None
-        elif order is None:
-            swb = sw[start:start + n]
-        else:
-            swb = work[B * (n_in + k):B * (n_in + k) + n]
-            for i in range(n):
-                swb[i] = sw[order[start + i]]
-        # forward; the last layer keeps its logits for the fused output step
-        prev = Xb
-        for l in range(L):
-            o, fi = shapes[l, 0], shapes[l, 1]
-            W = theta[p_off[l]:p_off[l] + o * fi].reshape(o, fi)
-            b = theta[p_off[l] + o * fi:p_off[l + 1]]
-            A = work[a_off[l]:a_off[l] + n * o].reshape(n, o)
-            forward(prev, W, b, IDENTITY if l == L - 1 else acts[l], A)
-            prev = A
-        dZ = work[d_off0:d_off0 + n * k].reshape(n, k)
-        value = output_step(prev, Yb, loss, dZ, swb)
-        # backward, ping-ponging the delta between the two buffers
-        for l in range(L - 1, -1, -1):
-            o, fi = shapes[l, 0], shapes[l, 1]
-            W = theta[p_off[l]:p_off[l] + o * fi].reshape(o, fi)
-            dW = grad[p_off[l]:p_off[l] + o * fi].reshape(o, fi)
-            db = grad[p_off[l] + o * fi:p_off[l + 1]]
-            A = work[a_off[l]:a_off[l] + n * o].reshape(n, o)
-            act = IDENTITY if l == L - 1 else acts[l]
-            if l > 0:
-                A_prev = work[a_off[l - 1]:a_off[l - 1] + n * fi].reshape(n, fi)
-                off = d_off1 if (L - l) % 2 == 1 else d_off0
-                nxt = work[off:off + n * fi].reshape(n, fi)
-                backward(dZ, A, A_prev, W, act, dW, db, nxt)
-                dZ = nxt
+            if order is None:
+                Xb = X[start:start + n]
+                Yb = Y[start:start + n]
             else:
-                backward(dZ, A, Xb, W, act, dW, db, None)
+                Xb = work[0:n * n_in].reshape(n, n_in)
+                Yb = work[B * n_in:B * n_in + n * k].reshape(n, k)
+                for i in range(n):
+                    r = order[start + i]
+                    Xb[i, :] = X[r, :]
+                    Yb[i, :] = Y[r, :]
+            if sw is None:
+                swb = None
+            elif order is None:
+                swb = sw[start:start + n]
+            else:
+                swb = work[B * (n_in + k):B * (n_in + k) + n]
+                for i in range(n):
+                    swb[i] = sw[order[start + i]]
+            value = _batch_gradients(Xb, Yb, swb, theta, grad, shapes, acts, loss, p_off, a_off,
+                                     work, d_off0, d_off1)
         if not (math.isfinite(value) and _all_finite(grad)):
             break
         t = t0 + done + 1
         for l in range(L):
-            o, fi = shapes[l, 0], shapes[l, 1]
-            w0, b0, b1 = p_off[l], p_off[l] + o * fi, p_off[l + 1]
-            if has_state:
-                _update(opt, hyper, theta[w0:b0], grad[w0:b0], s1[w0:b0], s2[w0:b0], t, l2)
-                _update(opt, hyper, theta[b0:b1], grad[b0:b1], s1[b0:b1], s2[b0:b1], t, 0.0)
-            else:
-                _update(opt, hyper, theta[w0:b0], grad[w0:b0], s1, s2, t, l2)
-                _update(opt, hyper, theta[b0:b1], grad[b0:b1], s1, s2, t, 0.0)
+            w_end = p_off[l] + shapes[l, 0] * shapes[l, 1]
+            _update_range(opt, hyper, theta, grad, s1, s2, p_off[l], w_end, t, l2)  # weights
+            _update_range(opt, hyper, theta, grad, s1, s2, w_end, p_off[l + 1], t, 0.0)  # biases
         loss_sum += value * n
         done += 1
     return loss_sum, done

@@ -1,5 +1,6 @@
 """The public API: Dense, MLP, backends, input handling and its errors."""
 
+import os
 import pickle
 import subprocess
 import sys
@@ -277,19 +278,25 @@ def test_backend_selection_errors():
             fastnn.set_backend("cuda")
 
 
-def test_backend_from_environment():
+def _python(code, tmp_path, **env):
+    """Run ``code`` in a fresh interpreter outside the source tree (so the install is imported)."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path, env={**os.environ, **env})
+
+
+def test_backend_from_environment(tmp_path):
     code = "import fastnn; print(fastnn.get_backend())"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**__import__("os").environ, "FASTNN_BACKEND": "numpy"}, check=True)
+    out = _python(code, tmp_path, FASTNN_BACKEND="numpy")
+    assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "numpy"
-    bad = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**__import__("os").environ, "FASTNN_BACKEND": "nope"})
+    bad = _python(code, tmp_path, FASTNN_BACKEND="nope")
     assert bad.returncode != 0 and "unknown backend 'nope'" in bad.stderr
 
 
-def test_import_compiles_nothing():
+def test_import_compiles_nothing(tmp_path):
     code = "import sys, fastnn; print('numba' in sys.modules, 'scipy' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = _python(code, tmp_path)
+    assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "False"]
 
 
