@@ -1,8 +1,7 @@
 """Numba CPU backend: fused kernels and a whole-epoch training loop (the contract in ``fastnn.kernels``).
 
 Matrix products go to fastnn's BLAS (``fastnn._blas``, via ``_numba_blas``); the bias, activation,
-derivative and bias-gradient
-work is fused into single passes over each product while it is hot. ``train_epoch`` runs a whole
+derivative and bias-gradient work is fused into single passes over each product while it is hot. ``train_epoch`` runs a whole
 epoch in compiled code, so ``fit`` pays no Python or dispatch cost per step.
 """
 
