@@ -7,7 +7,8 @@ rate (1024^3 sgemm through NumPy and through fastnn's BLAS) is measured in the s
 
 Usage::
 
-    python benchmarks/compare_cpu.py [--rounds 7] [--no-jax] [--cases 0,1,2,3] [--json out.json]
+    python benchmarks/compare_cpu.py [--rounds 7] [--no-jax] [--cases 0,1,2,3] [--threads N]
+                                     [--profile] [--json out.json]
 """
 
 import argparse
@@ -118,13 +119,60 @@ def gemm_rates(rounds):
     return best
 
 
+def profile_train_step(batch, sizes, backend="cython", reps=2000):
+    """Microseconds spent in each part of ``MLP.train_step`` (best of 5 loops of ``reps`` calls)."""
+    from fastnn import _backend
+    from fastnn._validation import check_positive_float
+
+    fastnn.set_backend(backend)
+    model = fastnn.MLP.from_sizes(sizes, seed=0)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((batch, sizes[0])).astype(np.float32)
+    y = rng.integers(0, sizes[-1], batch)
+    K = _backend.kernels()
+    Y = model._targets(y, batch)
+    work = model._workspace(batch)
+    hyper = model._step_hyper
+
+    def best(f):
+        f()
+        out = 1e9
+        for _ in range(5):
+            t = time.perf_counter()
+            for _ in range(reps):
+                f()
+            out = min(out, (time.perf_counter() - t) / reps)
+        return out * 1e6
+
+    parts = {
+        "train_step (whole)": lambda: model.train_step(X, y, 0.01),
+        "  kernel train_epoch": lambda: K.train_epoch(
+            X, Y, None, None, model._theta, model._grad, model._shapes, model._acts, model._loss,
+            batch, 0, hyper, model._no_state, model._no_state, 0, work),
+        "  _check_X (as_matrix)": lambda: model._check_X(X),
+        "  _targets (labels -> one-hot)": lambda: model._targets(y, batch),
+        "  _workspace (workspace_size)": lambda: model._workspace(batch),
+        "  check_positive_float(lr)": lambda: check_positive_float(0.01, "lr"),
+        "  _check_trainable": model._check_trainable,
+        "  _backend.kernels()": _backend.kernels,
+    }
+    print(f"\ntrain_step profile, {backend}, batch {batch} {'-'.join(map(str, sizes))}:")
+    for name, f in parts.items():
+        print(f"  {name:<34}{best(f):8.2f} us")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--no-jax", action="store_true")
     p.add_argument("--cases", default="0,1,2,3")
     p.add_argument("--json", default=None)
+    p.add_argument("--threads", type=int, default=None, help="fastnn.set_num_threads(n) first")
+    p.add_argument("--profile", action="store_true",
+                   help="also time the parts of train_step on the smallest case")
     args = p.parse_args(argv)
+    if args.threads:
+        fastnn.set_num_threads(args.threads)
 
     fastnn.show_config()
     print()
@@ -178,6 +226,8 @@ def main(argv=None):
                 line += f", {100 * frac:.0f}% of the best GEMM rate (target 90%)"
             print(line)
         results["cases"].append(case)
+    if args.profile:
+        profile_train_step(*CASES[0][:2])
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -75,6 +75,7 @@ cdef enum:
 # Element count from which a pass is split over threads, and the column block of backward.
 cdef enum:
     PAR_MIN = 65536
+    SMALL_GEMM = 2048   # multiply-adds below which a product runs as plain loops, not BLAS
     COL_BLOCK = 64
 
 CODES = {
@@ -180,18 +181,68 @@ cdef inline void _gemm(char ta, char tb, int m, int n, int k, real alpha, real *
 
 cdef inline void _x_wt(real *X, real *W, real *out, int n, int fin, int fout) noexcept nogil:
     """out (n, fout) = X (n, fin) @ W.T, W (fout, fin)."""
-    _gemm(c'T', c'N', fout, n, fin, <real>1, W, fin, X, fin, <real>0, out, fout)
+    cdef Py_ssize_t i, j, p, p4
+    cdef real s0, s1, s2, s3
+    cdef real *x
+    cdef real *w
+    if <Py_ssize_t>n * fin * fout > SMALL_GEMM:
+        _gemm(c'T', c'N', fout, n, fin, <real>1, W, fin, X, fin, <real>0, out, fout)
+        return
+    p4 = fin - fin % 4
+    for i in range(n):
+        x = X + i * fin
+        for j in range(fout):
+            w = W + j * fin
+            s0 = s1 = s2 = s3 = 0
+            for p in range(0, p4, 4):
+                s0 = s0 + x[p] * w[p]
+                s1 = s1 + x[p + 1] * w[p + 1]
+                s2 = s2 + x[p + 2] * w[p + 2]
+                s3 = s3 + x[p + 3] * w[p + 3]
+            for p in range(p4, fin):
+                s0 = s0 + x[p] * w[p]
+            out[i * fout + j] = (s0 + s1) + (s2 + s3)
 
 
 cdef inline void _dzt_a(real *dZ, real *A_prev, real *dW, int n, int fin, int fout,
                         real alpha, real beta) noexcept nogil:
     """dW (fout, fin) = beta * dW + alpha * dZ.T @ A_prev."""
-    _gemm(c'N', c'T', fin, fout, n, alpha, A_prev, fin, dZ, fout, beta, dW, fin)
+    cdef Py_ssize_t i, j, p
+    cdef real d
+    cdef real *a
+    cdef real *w
+    if <Py_ssize_t>n * fin * fout > SMALL_GEMM:
+        _gemm(c'N', c'T', fin, fout, n, alpha, A_prev, fin, dZ, fout, beta, dW, fin)
+        return
+    for j in range(<Py_ssize_t>fout * fin):
+        dW[j] = 0 if beta == 0 else beta * dW[j]
+    for i in range(n):
+        a = A_prev + i * fin
+        for j in range(fout):
+            d = alpha * dZ[i * fout + j]
+            w = dW + j * fin
+            for p in range(fin):
+                w[p] = w[p] + d * a[p]
 
 
 cdef inline void _dz_w(real *dZ, real *W, real *dA, int n, int fin, int fout) noexcept nogil:
     """dA (n, fin) = dZ (n, fout) @ W (fout, fin)."""
-    _gemm(c'N', c'N', fin, n, fout, <real>1, W, fin, dZ, fout, <real>0, dA, fin)
+    cdef Py_ssize_t i, j, p
+    cdef real d
+    cdef real *a
+    cdef real *w
+    if <Py_ssize_t>n * fin * fout > SMALL_GEMM:
+        _gemm(c'N', c'N', fin, n, fout, <real>1, W, fin, dZ, fout, <real>0, dA, fin)
+        return
+    for i in range(n):
+        a = dA + i * fin
+        for p in range(fin):
+            a[p] = 0
+        for j in range(fout):
+            d = dZ[i * fout + j]
+            w = W + j * fin
+            for p in range(fin):
+                a[p] = a[p] + d * w[p]
 
 
 # ---------------------------------------------------------------------------------------------

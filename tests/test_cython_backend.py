@@ -231,12 +231,13 @@ def test_train_epoch_subset_order_and_batch_of_one():
     np.testing.assert_allclose(got[0], want[0], rtol=1e-10)
 
 
-def test_train_epoch_larger_network_threaded_paths():
+@pytest.mark.parametrize("opt", [C.OPT_SGD, C.OPT_ADAM])
+def test_train_epoch_larger_network_threaded_paths(opt, fold):
     dtype = np.float32
     sizes, acts, loss = [130, 257, 70, 10], np.array([C.RELU, C.SIGMOID, C.SOFTMAX]), C.CROSS_ENTROPY
     X, Y, shapes, theta = make_problem(5, dtype, sizes, loss, 300)
-    got = run_epoch(cy, X, Y, None, None, theta, shapes, acts, loss, 256, C.OPT_ADAM, HYPER)
-    want = run_epoch(ref, X, Y, None, None, theta, shapes, acts, loss, 256, C.OPT_ADAM, HYPER)
+    got = run_epoch(cy, X, Y, None, None, theta, shapes, acts, loss, 256, opt, HYPER)
+    want = run_epoch(ref, X, Y, None, None, theta, shapes, acts, loss, 256, opt, HYPER)
     np.testing.assert_allclose(got[0], want[0], rtol=1e-3, atol=1e-4)
 
 
