@@ -133,26 +133,27 @@ def loaded():
     return _info
 
 
-def set_num_threads(n):
-    """Set the thread count of fastnn's own OpenBLAS copy, if it is loaded. Returns True if set."""
+def _own_function(name, restype, argtypes):
+    """A routine of fastnn's own OpenBLAS copy by its unprefixed name, or None if not loaded."""
     info = _info
     if info is None or info.get("handle") is None:
-        return False
-    f = getattr(info["handle"], info["prefix"] + "openblas_set_num_threads", None)
+        return None
+    f = getattr(info["handle"], info["prefix"] + name, None)
+    if f is not None:
+        f.restype, f.argtypes = restype, argtypes
+    return f
+
+
+def set_num_threads(n):
+    """Set the thread count of fastnn's own OpenBLAS copy, if it is loaded. Returns True if set."""
+    f = _own_function("openblas_set_num_threads", None, [ctypes.c_int])
     if f is None:
         return False
-    f.argtypes = [ctypes.c_int]
     f(int(n))
     return True
 
 
 def get_num_threads():
     """Thread count of fastnn's own OpenBLAS copy, or None if it is not loaded."""
-    info = _info
-    if info is None or info.get("handle") is None:
-        return None
-    f = getattr(info["handle"], info["prefix"] + "openblas_get_num_threads", None)
-    if f is None:
-        return None
-    f.restype = ctypes.c_int
-    return int(f())
+    f = _own_function("openblas_get_num_threads", ctypes.c_int, [])
+    return None if f is None else int(f())
