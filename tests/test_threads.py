@@ -142,3 +142,19 @@ def test_results_do_not_depend_on_thread_count(restore_threads):
     for a, c in zip(*outs):
         # BLAS may sum in another order with another thread count: equal to rounding
         np.testing.assert_allclose(a, c, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(c).max()))
+
+
+def test_show_config_reports_blas_openmp_and_threads():
+    import io
+
+    buf = io.StringIO()
+    fastnn.show_config(file=buf)
+    text = buf.getvalue()
+    info = _blas.load()
+    assert info["library"] in text
+    core = info.get("coretype")
+    if core:
+        assert f"BLAS core type        {core}" in text
+    assert f"threads               {fastnn.get_num_threads()}" in text
+    assert "OpenMP (Cython)" in text and "threading layer" in text
+    assert "backends available" in text and "numpy" in text
