@@ -25,6 +25,11 @@ def check_dtype(dtype):
     return dt
 
 
+def all_finite(a):
+    """True when every element of the float array ``a`` is finite (fast path: one sum)."""
+    return _all_finite(a)
+
+
 def _all_finite(a):
     # A sum is finite only if every term is; the elementwise check runs only if the sum overflowed.
     with np.errstate(over="ignore", invalid="ignore"):
@@ -90,6 +95,14 @@ def targets(y, loss, n_rows, n_out, dtype):
         if labels.dtype.kind == "f":
             if not np.all(labels == np.round(labels)):
                 raise ValueError("cross-entropy labels must be integers")
+            lo, hi = labels.min(), labels.max()  # before the cast: 1e30 has no int64 value
+            if lo < 0 or hi >= n_out:
+                bad = lo if lo < 0 else hi
+                raise ValueError(f"label {bad:g} is out of range: the model has {n_out} classes "
+                                 f"(0..{n_out - 1})")
+        elif labels.dtype.kind == "u" and labels.max() >= n_out:
+            raise ValueError(f"label {labels.max()} is out of range: the model has {n_out} "
+                             f"classes (0..{n_out - 1})")
         labels = labels.astype(np.int64, copy=False)
         lo, hi = int(labels.min()), int(labels.max())
         if lo < 0 or hi >= n_out:
@@ -154,3 +167,24 @@ def check_nonnegative_float(value, name):
     ):
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     return float(value)
+
+
+def as_list(value, name):
+    """``list(value)``, or ValueError when ``value`` is not iterable."""
+    if isinstance(value, (str, bytes)):
+        raise ValueError(f"{name} must be a sequence, got {value!r}")
+    try:
+        return list(value)
+    except TypeError:
+        raise ValueError(f"{name} must be a sequence, got {type(value).__name__}") from None
+
+
+def check_seed(seed):
+    """A seed that ``np.random.default_rng`` takes: None, an int >= 0, a Generator, or a
+    SeedSequence/BitGenerator; anything else raises ValueError (not TypeError)."""
+    if seed is None or isinstance(seed, (np.random.Generator, np.random.BitGenerator,
+                                         np.random.SeedSequence)):
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be None or an integer >= 0, got {seed!r}")
+    return int(seed)

@@ -7,7 +7,7 @@ import numpy as np
 from . import _backend
 from ._codes import ACTIVATION_NAMES, IDENTITY, SOFTMAX, STEP, activation_code
 from ._init import init_weights
-from ._validation import as_matrix, check_dtype
+from ._validation import as_matrix, check_dtype, check_seed
 
 
 class Dense:
@@ -28,6 +28,8 @@ class Dense:
     -----
     When a layer is put in an MLP, its ``W``, ``b``, ``dW`` and ``db`` become views into the model's
     flat parameter and gradient vectors; assigning ``layer.W = array`` copies into that storage.
+    ``forward`` keeps its input and output for ``backward``, so a Dense used on its own is not
+    safe to share between threads (``MLP`` inference does not use this cache).
     """
 
     def __init__(self, in_features, out_features, activation="relu", *, dtype=np.float32,
@@ -37,7 +39,7 @@ class Dense:
                 raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
         self._act = activation_code(activation)
         self.dtype = check_dtype(dtype)
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(check_seed(seed))
         self._W = init_weights(rng, int(out_features), int(in_features), self._act, self.dtype)
         self._b = np.zeros(int(out_features), dtype=self.dtype)
         self._dW = np.zeros_like(self._W)
@@ -45,6 +47,13 @@ class Dense:
         self._cache = None
 
     # parameters -------------------------------------------------------------------------
+    _owner = None  # the MLP whose device copy may be newer than these arrays (cuda backend)
+
+    def _fresh(self, a):
+        if self._owner is not None:
+            self._owner._sync()
+        return a
+
     @property
     def in_features(self):
         return self._W.shape[1]
@@ -61,38 +70,42 @@ class Dense:
     @property
     def W(self):
         """Weights, shape (out_features, in_features)."""
-        return self._W
+        return self._fresh(self._W)
 
     @W.setter
     def W(self, value):
-        self._assign(self._W, value, "W")
+        self._assign(self.W, value, "W")
 
     @property
     def b(self):
         """Bias, shape (out_features,)."""
-        return self._b
+        return self._fresh(self._b)
 
     @b.setter
     def b(self, value):
-        self._assign(self._b, value, "b")
+        self._assign(self.b, value, "b")
 
     @property
     def dW(self):
         """Weight gradient from the last backward pass."""
-        return self._dW
+        return self._fresh(self._dW)
 
     @property
     def db(self):
         """Bias gradient from the last backward pass."""
-        return self._db
+        return self._fresh(self._db)
 
     def _assign(self, dest, value, name):
         value = np.asarray(value)
         if value.shape != dest.shape:
             raise ValueError(f"{name} must have shape {dest.shape}, got {value.shape}")
-        if value.dtype.kind not in "biuf" or not np.isfinite(value).all():
+        if value.dtype.kind not in "biuf":
             raise ValueError(f"{name} must hold finite real numbers")
-        dest[...] = value
+        with np.errstate(over="ignore", invalid="ignore"):
+            converted = value.astype(self.dtype)
+        if not np.isfinite(converted).all():  # NaN/inf, or too large for the layer's dtype
+            raise ValueError(f"{name} must hold finite real numbers that fit in {self.dtype}")
+        dest[...] = converted
 
     def _bind(self, W, b, dW, db):
         """Move this layer's storage into views owned by a model (see MLP)."""

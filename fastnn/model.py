@@ -2,13 +2,15 @@
 
 import numpy as np
 
-from . import _backend
+from . import _backend, _device
 from ._codes import (
-    ACTIVATION_LOSS, ACTIVATION_NAMES, BCE, CROSS_ENTROPY, LOSS_ACTIVATION, LOSS_NAMES,
+    ACTIVATION_LOSS, ACTIVATION_NAMES, BCE, CROSS_ENTROPY, LOSS_ACTIVATION, LOSS_NAMES, MSE,
     H_LR, N_HYPER, NO_GRADIENT, OPT_SGD, OUTPUT_ONLY, SOFTMAX, activation_code, loss_code,
 )
 from ._pipeline import allocate_outputs, batch_gradients, forward_pass
-from ._validation import as_matrix, check_dtype, check_positive_float, targets
+from ._validation import (
+    all_finite, as_list, as_matrix, check_dtype, check_positive_float, check_seed, targets,
+)
 from .kernels.layout import param_size, param_views, work_views, workspace_size
 from .layers import Dense
 
@@ -25,10 +27,19 @@ class MLP:
         Inferred from the last activation (softmax → cross_entropy, sigmoid → bce,
         identity → mse). Each loss is fused with its output activation, so an explicit loss must
         match it. A model whose output has no paired loss (step, relu, ...) is for inference only.
+
+    Notes
+    -----
+    Threads: ``forward``, ``predict``, ``predict_proba``, ``loss`` and ``score`` only read the
+    parameters and allocate their own outputs, so several threads may call them on one model at
+    once (the compiled kernels release the GIL). ``fit``, ``train_step`` and ``gradients`` use the
+    model's own buffers and update it in place: never run two of them on one model at once, and
+    expect inference running beside them on the *same* model to see parameters mid-update.
+    Different models are independent.
     """
 
     def __init__(self, layers, loss=None):
-        layers = list(layers)
+        layers = as_list(layers, "layers")
         if not layers:
             raise ValueError("an MLP needs at least one layer")
         for i, layer in enumerate(layers):
@@ -70,6 +81,7 @@ class MLP:
                                            param_views(self._grad, self._shapes)):
             layer._bind(W, b, dW, db)
         self._work = np.zeros(0, dtype=self.dtype)
+        self._theta_keep = None
         self.reset_optimizer()
 
     @classmethod
@@ -86,13 +98,13 @@ class MLP:
         seed : int, optional
             Seed of ``np.random.default_rng``; the same seed gives the same model.
         """
-        sizes = list(sizes)
+        sizes = as_list(sizes, "sizes")
         if len(sizes) < 2:
             raise ValueError(f"sizes needs an input width and at least one layer, got {sizes}")
         activation_code(hidden)
         activation_code(output)
         dtype = check_dtype(dtype)
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(check_seed(seed))
         acts = [hidden] * (len(sizes) - 2) + [output]
         return cls([Dense(i, o, a, dtype=dtype, seed=rng)
                     for i, o, a in zip(sizes[:-1], sizes[1:], acts)])
@@ -139,10 +151,30 @@ class MLP:
 
     # inference --------------------------------------------------------------------------
     def forward(self, X):
-        """The output layer's activations for X (n, in). Safe to call from several threads."""
+        """The output layer's activations for X (n, in). Safe to call from several threads.
+
+        With the cuda backend X may be a GPU array (``__cuda_array_interface__``); the result is
+        then a numba device array, and a NumPy array for host input.
+        """
+        K = _backend.kernels()
+        if _device.on_device(K):
+            return self._forward_device(K, X)
+        _device.sync_host(self)
         X = self._check_X(X)
         outs = allocate_outputs(X.shape[0], self._params(), self.dtype)
-        return forward_pass(_backend.kernels(), X, self._params(), self._acts, outs, False)
+        return forward_pass(K, X, self._params(), self._acts, outs, False)
+
+    def _forward_device(self, K, X):
+        m = _device.mirror(self, K)
+        X, given_on_device = _device.as_input(K, X, self.dtype, self.layers[0].in_features)
+        params = param_views(m.theta, self._shapes)
+        outs = [K.device_zeros((X.shape[0], W.shape[0]), self.dtype) for W, _ in params]
+        A = forward_pass(K, X, params, self._acts, outs, False)
+        return A if given_on_device else K.to_host(A)
+
+    def _forward_host(self, X):
+        A = self.forward(X)
+        return A if isinstance(A, np.ndarray) else _backend.kernels().to_host(A)
 
     def predict_proba(self, X):
         """Class probabilities: softmax outputs, or (1 - p, p) for one sigmoid output."""
@@ -150,14 +182,14 @@ class MLP:
         if out_act not in (SOFTMAX, activation_code("sigmoid")):
             raise ValueError("predict_proba needs a softmax or sigmoid output layer, not "
                              f"{self.layers[-1].activation!r}")
-        A = self.forward(X)
+        A = self._forward_host(X)
         if out_act != SOFTMAX and A.shape[1] == 1:
             return np.hstack([1 - A, A])
         return A
 
     def predict(self, X):
         """Labels for softmax, 0/1 for sigmoid, values for identity and step (1-D if one output)."""
-        A = self.forward(X)
+        A = self._forward_host(X)
         out_act = self._acts[-1]
         if out_act == SOFTMAX:
             return A.argmax(axis=1)
@@ -166,8 +198,12 @@ class MLP:
         return A[:, 0] if A.shape[1] == 1 else A
 
     def loss(self, X, y):
-        """Mean loss of the model on (X, y), from the logits (never overflows)."""
+        """Mean loss of the model on (X, y), from the logits (never overflows).
+
+        Safe to call from several threads.
+        """
         self._check_loss()
+        _device.sync_host(self)
         X = self._check_X(X)
         Y = self._targets(y, X.shape[0])
         outs = allocate_outputs(X.shape[0], self._params(), self.dtype)
@@ -175,22 +211,32 @@ class MLP:
         Z = forward_pass(K, X, self._params(), self._acts, outs, logits=True)
         return float(K.output_step(Z, Y, self._loss, np.empty_like(Z), None))
 
+    def _sync(self):
+        """Bring the host parameter arrays up to date with the device copy (cuda backend)."""
+        _device.sync_host(self)
+
     def _check_loss(self):
         if self._loss is None:
             raise ValueError(f"the output activation {self.layers[-1].activation!r} has no "
                              "paired loss")
 
     def score(self, X, y):
-        """Accuracy for classifiers (softmax/sigmoid); R² for regression (identity)."""
+        """Accuracy for classifiers (softmax/sigmoid); R² for regression (identity).
+
+        ``y`` is checked like the targets of ``loss`` (ValueError for bad values or shapes).
+        """
+        X = self._check_X(X)
         pred = self.predict(X)
+        n, k = X.shape[0], self.layers[-1].out_features
         if self._loss in (CROSS_ENTROPY, BCE):
-            y = np.asarray(y)
-            if self._loss == CROSS_ENTROPY and y.ndim == 2:
-                y = y.argmax(axis=1)
-            return float(np.mean(pred.reshape(y.shape) == y))
-        y = np.asarray(y, dtype=np.float64).reshape(pred.shape)
-        ss = ((y - pred) ** 2).sum()
-        st = ((y - y.mean(axis=0)) ** 2).sum()
+            Y = self._targets(y, n)
+            truth = Y.argmax(axis=1) if self._loss == CROSS_ENTROPY else Y.reshape(pred.shape)
+            return float(np.mean(pred == truth))
+        y = targets(y, MSE, n, k, np.float64).reshape(pred.shape)
+        pred = pred.astype(np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            ss = ((y - pred) ** 2).sum()
+            st = ((y - y.mean(axis=0)) ** 2).sum()
         return float(1 - ss / st) if st > 0 else 0.0
 
     # training ---------------------------------------------------------------------------
@@ -201,8 +247,12 @@ class MLP:
         return self._work
 
     def gradients(self, X, y):
-        """Per-layer ``(dW, db)`` of the mean loss on (X, y), as copies; the model is not updated."""
+        """Per-layer ``(dW, db)`` of the mean loss on (X, y), as copies; the model is not updated.
+
+        Uses the model's scratch buffers: not safe beside another training call on this model.
+        """
         self._check_trainable()
+        _device.sync_host(self)
         X = self._check_X(X)
         Y = self._targets(y, X.shape[0])
         n = X.shape[0]
@@ -217,21 +267,37 @@ class MLP:
         """One plain SGD step on the batch (X, y); returns the loss before the update.
 
         Raises FloatingPointError, leaving the model unchanged, if the loss or gradient is not
-        finite.
+        finite or the update overflows the parameters. Not thread-safe on one model.
         """
         lr = check_positive_float(lr, "lr")
         self._check_trainable()
-        X = self._check_X(X)
-        Y = self._targets(y, X.shape[0])
+        K = _backend.kernels()
+        # host arrays, or (cuda) the model's device copies, with X and y uploaded once
+        _, X, Y, theta, grad, work_for, state_for, trained = _device.fit_arrays(self, K, X, y)
         n = X.shape[0]
         hyper = self._step_hyper
         hyper[H_LR] = lr
-        loss_sum, done = _backend.kernels().train_epoch(
-            X, Y, None, None, self._theta, self._grad, self._shapes, self._acts, self._loss, n,
-            OPT_SGD, hyper, self._no_state, self._no_state, 0, self._workspace(n))
+        # The kernels stop before an update whose loss or gradient is not finite, but a finite
+        # gradient times a huge lr can still overflow the parameters: keep a copy to restore
+        # (host arrays; the cuda backend's device copy is not covered here).
+        on_host = theta is self._theta
+        if on_host:
+            keep = self._theta_keep
+            if keep is None or keep.size != theta.size:
+                keep = self._theta_keep = np.empty_like(theta)
+            np.copyto(keep, theta)
+        none = state_for(self._no_state)
+        loss_sum, done = K.train_epoch(
+            X, Y, None, None, theta, grad, self._shapes, self._acts, self._loss, n,
+            OPT_SGD, hyper, none, none, 0, work_for(n))
+        trained()
         if done == 0:
             raise FloatingPointError("train_step: the loss or gradient is not finite; the model "
                                      "was not updated")
+        if on_host and not all_finite(theta):
+            np.copyto(theta, keep)
+            raise FloatingPointError("train_step: the update overflowed the parameters (try a "
+                                     "smaller learning rate); the model was not updated")
         return loss_sum / n
 
     def reset_optimizer(self):
@@ -260,14 +326,18 @@ class MLP:
 
     # pickling keeps the layers bound to the flat vectors ---------------------------------
     def __getstate__(self):
+        _device.sync_host(self)
         state = self.__dict__.copy()
+        state.pop("_mirror", None)
         state["layers"] = [(l.in_features, l.out_features, l.activation) for l in self.layers]
         state.pop("_grad")
+        state["_theta_keep"] = None
         state["_work"] = np.zeros(0, dtype=self.dtype)
         return state
 
     def __setstate__(self, state):
         specs = state.pop("layers")
+        state.setdefault("_theta_keep", None)
         self.__dict__.update(state)
         self._grad = np.zeros_like(self._theta)
         self.layers = []

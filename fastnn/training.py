@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from . import _backend
+from . import _backend, _device
 from ._codes import H_L2
 from ._validation import (
     check_nonnegative_float, check_positive_float, check_positive_int,
@@ -75,23 +75,22 @@ def fit(model, X, y, *, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", shuf
     opt = get_optimizer(optimizer, check_positive_float(lr, "lr"))
     l2 = check_nonnegative_float(l2, "l2")
     model._check_trainable()
-    X = model._check_X(X)
-    Y = model._targets(y, X.shape[0])
-
     K = _backend.kernels()
+    # host arrays, or device copies for a device backend (data goes up once per fit)
+    ops, X, Y, theta, grad, work_for, state_for, trained = _device.fit_arrays(model, K, X, y)
     n = X.shape[0]
     batch_size = min(batch_size, n)
     n_batches = math.ceil(n / batch_size)
     hyper = opt.hyper()
     hyper[H_L2] = l2
-    s1, s2 = model._optimizer_state(opt)
-    work = model._workspace(batch_size)
+    s1, s2 = (state_for(s) for s in model._optimizer_state(opt))
+    work = work_for(batch_size)
     rng = np.random.default_rng(seed)
     history = History()
     # Progress and the divergence snapshot work in chunks of whole batches, so the compiled
     # loop runs long stretches and the bar still moves within an epoch.
     chunk = max(1, n_batches // 20) * batch_size
-    saved = [np.empty_like(a) for a in (model._theta, s1, s2)]
+    saved = [ops.empty_like(a) for a in (theta, s1, s2)]
     bar = _progress_bar(epochs * n_batches, progress, "fit")
     try:
         for epoch in range(epochs):
@@ -99,25 +98,25 @@ def fit(model, X, y, *, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", shuf
             total = 0.0
             for start in range(0, n, chunk):
                 stop = min(start + chunk, n)
-                for keep, live in zip(saved, (model._theta, s1, s2)):
-                    np.copyto(keep, live)
+                for keep, live in zip(saved, (theta, s1, s2)):
+                    ops.copyto(keep, live)
                 t0 = model._opt_t
                 if order is None:
-                    part = K.train_epoch(X[start:stop], Y[start:stop], None, None, model._theta,
-                                         model._grad, model._shapes, model._acts, model._loss,
+                    part = K.train_epoch(X[start:stop], Y[start:stop], None, None, theta,
+                                         grad, model._shapes, model._acts, model._loss,
                                          batch_size, opt.code, hyper, s1, s2, t0, work)
                 else:
-                    part = K.train_epoch(X, Y, None, order[start:stop], model._theta,
-                                         model._grad, model._shapes, model._acts, model._loss,
+                    part = K.train_epoch(X, Y, None, order[start:stop], theta,
+                                         grad, model._shapes, model._acts, model._loss,
                                          batch_size, opt.code, hyper, s1, s2, t0, work)
                 loss_sum, done = part
                 want = math.ceil((stop - start) / batch_size)
-                if done < want or not _finite(model._theta):
+                if done < want or not ops.all_finite(theta):
                     if done < want:  # the loop stopped before the bad update
                         step = start // batch_size + done + 1
                     else:  # an update overflowed: go back to the chunk's start
-                        for keep, live in zip(saved, (model._theta, s1, s2)):
-                            np.copyto(live, keep)
+                        for keep, live in zip(saved, (theta, s1, s2)):
+                            ops.copyto(live, keep)
                         step, done = start // batch_size + 1, 0
                     model._opt_t = t0 + done
                     raise FloatingPointError(
@@ -135,11 +134,8 @@ def fit(model, X, y, *, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", shuf
             if bar is not None:
                 bar.set_postfix(loss=f"{mean:.4g}", refresh=False)
     finally:
+        trained()
         if bar is not None:
             bar.close()
     return history
 
-
-def _finite(a):
-    with np.errstate(over="ignore", invalid="ignore"):
-        return bool(np.isfinite(np.add.reduce(a))) or bool(np.isfinite(a).all())

@@ -50,6 +50,21 @@ train_epoch(X, Y, sw, order, theta, grad, shapes, acts, loss, batch_size, opt, h
     and how many batches completed. A batch whose loss or gradient is not finite stops the loop
     *before* its update, so ``n_done`` smaller than the number of batches means divergence.
 
+Device backends
+---------------
+A backend whose module sets ``ON_DEVICE = True`` (``numba_cuda``) runs the same contract on GPU
+arrays: every array argument is a numba device array or anything with ``__cuda_array_interface__``
+(CuPy, PyTorch), except ``shapes``, ``acts`` and ``hyper``, which stay small host arrays.
+Scalars (``lr``, ``l2``, ...) and the return values (``output_step``'s loss, ``train_epoch``'s
+``(loss_sum, n_done)``) are host numbers; that read-back is the one synchronisation per call.
+Such a module also provides, for the model layer:
+
+- ``to_device(x, dtype=None)``: a device array for ``x`` (zero-copy when already on the GPU);
+- ``to_host(x)``: a NumPy array (copied down from the GPU when needed);
+- ``device_zeros(shape, dtype)``; ``is_device_array(x)``; ``all_finite(x)``; ``synchronize()``;
+- ``train_epoch_device(..., state)`` with ``new_state()``: ``train_epoch`` that leaves loss_sum
+  and n_done in a device vector (``state[1]``, ``state[2]``) instead of reading them back.
+
 Shapes are described by an int64 array ``shapes`` of shape (L, 2) holding (out, in) per layer, and
 ``acts`` (L,) int64 activation codes; ``layout`` gives the offsets of each layer in ``theta`` and in
 ``work``.

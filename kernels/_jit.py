@@ -28,3 +28,37 @@ def jit(func=None, **overrides):
             return numba.njit(cache=False, **opts)(f)
 
     return wrap if func is None else wrap(func)
+
+
+# --- CUDA -------------------------------------------------------------------------------------
+# numba.cuda is imported lazily (only the cuda backend pays for it). fastmath stays off: CUDA's
+# fastmath turns on nnan/ninf, which would make the non-finite checks of train_epoch lie.
+CUDA_OPTIONS = {"fastmath": False}
+
+# GEMM tiles (BM, BN, BK, TM, TN): a block computes a BM x BN tile of C, K in steps of BK, each
+# thread a TM x TN register tile, so a block has (BM/TM) * (BN/TN) threads. "big" is the usual
+# 64x64 tile for large products, "small" keeps enough blocks in flight for small ones.
+# The simulator runs every thread as a Python thread, so it gets tiny tiles (same code paths).
+GEMM_TILES = {"big": (64, 64, 16, 4, 4), "small": (32, 32, 16, 2, 2)}
+SIM_GEMM_TILES = {"big": (8, 8, 4, 2, 2), "small": (8, 8, 4, 2, 2)}
+# threads per block (and a cap on blocks) for element-wise and row kernels
+THREADS, SIM_THREADS = 256, 16
+MAX_BLOCKS, SIM_MAX_BLOCKS = 1024, 2
+
+
+def cuda_simulated():
+    """True when numba runs CUDA kernels in its simulator (``NUMBA_ENABLE_CUDASIM=1``)."""
+    from numba import config
+
+    return bool(config.ENABLE_CUDASIM)
+
+
+def cuda_jit(func=None, **overrides):
+    """``numba.cuda.jit`` with fastnn's CUDA options; compiles lazily, on first launch."""
+
+    def wrap(f):
+        from numba import cuda
+
+        return cuda.jit(**{**CUDA_OPTIONS, **overrides})(f)
+
+    return wrap if func is None else wrap(func)

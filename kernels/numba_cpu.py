@@ -205,7 +205,8 @@ def output_step(Z, Y, loss, dZ, sw):
             for j in range(k):
                 y = Y[i, j]
                 ysum += y
-                li += y * (lse - Z[i, j])
+                if y != 0:  # skip 0 * inf when the logit gap overflows
+                    li += y * (lse - Z[i, j])
                 dZ[i, j] = (math.exp(Z[i, j] - m) * inv_s - y) * w
         elif loss == BCE:
             for j in range(k):
@@ -328,7 +329,8 @@ def _sample_gradients(theta, grad, shapes, acts, loss, p_off, a_off, work, d_off
         lse = m + math.log(s)
         for j in range(k):
             z = work[pa + j]
-            value += Y[r, j] * (lse - z)
+            if Y[r, j] != 0:
+                value += Y[r, j] * (lse - z)
             work[d_off0 + j] = (math.exp(z - m) / s - Y[r, j]) * w
     elif loss == BCE:
         for j in range(k):

@@ -1,8 +1,12 @@
 """NumPy baseline: the seeds' formulas written plainly. Every other backend is checked against it.
 
-It follows the kernel contract of ``fastnn.kernels`` and works in the dtype of its inputs.
+It follows the kernel contract of ``fastnn.kernels`` and works in the dtype of its inputs (loss
+values are summed in float64, as in the compiled backends). Like the compiled kernels, it lets
+overflow produce inf/NaN without a RuntimeWarning: the API layer checks finiteness itself and
+raises FloatingPointError where it matters, so NumPy's floating-point warnings are silenced here.
 """
 
+import functools
 import sys
 
 import numpy as np
@@ -13,6 +17,19 @@ from .._codes import (
 )
 from .._pipeline import batch_gradients
 from .layout import param_views, work_views
+
+# Overflow in a kernel is reported by the caller's finiteness checks, never by NumPy warnings, so
+# the reference behaves like the compiled backends (which never warn).
+def _quiet(func):
+    """Run ``func`` with NumPy's floating-point warnings off (a fresh errstate per call, so it is
+    reentrant and thread-safe)."""
+
+    @functools.wraps(func)
+    def quiet(*args):
+        with np.errstate(all="ignore"):
+            return func(*args)
+
+    return quiet
 
 
 def _sigmoid(z):
@@ -63,10 +80,12 @@ def derivative(A, act):
     raise ValueError(f"activation code {act} has no derivative in backward")
 
 
+@_quiet
 def forward(X, W, b, act, out):
     out[...] = activate(X @ W.T + b, act)
 
 
+@_quiet
 def backward(dZ, A, A_prev, W, act, dW, db, dA_prev):
     if act != IDENTITY:
         dZ *= derivative(A, act)
@@ -77,7 +96,12 @@ def backward(dZ, A, A_prev, W, act, dW, db, dA_prev):
 
 
 def per_sample_loss(Z, Y, loss):
-    """Per-sample loss from the logits Z, in stable log-sum-exp / softplus form."""
+    """Per-sample loss from the logits Z, in stable log-sum-exp / softplus form, in float64.
+
+    float64 keeps e.g. the MSE of float32 logits near 1e30 finite, as the compiled kernels do.
+    """
+    Z = np.asarray(Z, dtype=np.float64)
+    Y = np.asarray(Y, dtype=np.float64)
     if loss == MSE:
         return 0.5 * np.sum((Z - Y) ** 2, axis=1)
     if loss == BCE:
@@ -85,13 +109,15 @@ def per_sample_loss(Z, Y, loss):
     if loss == CROSS_ENTROPY:
         m = Z.max(axis=1, keepdims=True)
         lse = m + np.log(np.sum(np.exp(Z - m), axis=1, keepdims=True))
-        return np.sum(Y * (lse - Z), axis=1)
+        # classes with target 0 add nothing, even when lse - z overflows (0 * inf would be NaN)
+        return np.sum(np.where(Y != 0, Y * (lse - Z), 0.0), axis=1)
     raise ValueError(f"unknown loss code {loss}")
 
 
 _OUTPUT_ACT = {MSE: IDENTITY, BCE: SIGMOID, CROSS_ENTROPY: SOFTMAX}
 
 
+@_quiet
 def output_step(Z, Y, loss, dZ, sw):
     n = Z.shape[0]
     li = per_sample_loss(Z, Y, loss)
@@ -105,6 +131,7 @@ def output_step(Z, Y, loss, dZ, sw):
     return float(np.dot(sw.astype(np.float64), li.astype(np.float64)) / n)
 
 
+@_quiet
 def sgd_update(p, g, lr, l2):
     if l2 != 0:
         p -= lr * (g + l2 * p)
@@ -112,6 +139,7 @@ def sgd_update(p, g, lr, l2):
         p -= lr * g
 
 
+@_quiet
 def momentum_update(p, g, v, lr, mu, l2, nesterov):
     gg = g + l2 * p if l2 != 0 else g
     v *= mu
@@ -122,6 +150,7 @@ def momentum_update(p, g, v, lr, mu, l2, nesterov):
         p += v
 
 
+@_quiet
 def adam_update(p, g, m, v, lr, beta1, beta2, eps, t, l2):
     gg = g + l2 * p if l2 != 0 else g
     m *= beta1
@@ -148,6 +177,7 @@ def update(opt, hyper, p, g, s1, s2, t, l2):
 _SELF = sys.modules[__name__]
 
 
+@_quiet
 def train_epoch(X, Y, sw, order, theta, grad, shapes, acts, loss, batch_size, opt, hyper, s1, s2,
                 t0, work):
     N = X.shape[0] if order is None else order.shape[0]
