@@ -374,7 +374,8 @@ cdef inline double _row_output(real *z, real *y, int loss, real *dz, double w,
         lse = m + log(s)
         for j in range(k):
             yj = y[j]
-            li += yj * (lse - z[j])
+            if yj != 0:  # skip 0 * inf when the logit gap overflows
+                li += yj * (lse - z[j])
             dz[j] = <real>((exp(z[j] - lse) - yj) * w)
     elif loss == BCE:
         for j in range(k):

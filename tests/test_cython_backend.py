@@ -123,6 +123,14 @@ def test_output_step_extreme_logits_stay_finite(loss):
     np.testing.assert_allclose(value, ref.output_step(Z, Y, loss, dZr, None), rtol=1e-5)
 
 
+def test_cross_entropy_logit_gap_beyond_float64_range():
+    top = float(np.finfo(np.float64).max) * 0.9
+    Z = np.array([[top, -top]])
+    dZ = np.empty_like(Z)
+    assert cy.output_step(Z, np.array([[1.0, 0.0]]), C.CROSS_ENTROPY, dZ, None) == 0.0
+    np.testing.assert_array_equal(dZ, [[0.0, 0.0]])
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("size", [1, 7, 40000])
 @pytest.mark.parametrize("l2", [0.0, 0.01])
