@@ -123,6 +123,19 @@ def test_output_step_extreme_logits_stay_finite(loss):
     np.testing.assert_allclose(value, ref.output_step(Z, Y, loss, dZr, None), rtol=1e-5)
 
 
+def test_float32_tanh_is_accurate_near_zero_and_saturates():
+    z = np.concatenate([np.linspace(-0.2, 0.2, 20001), [0.0625, -0.0625, 9.0, -30.0, np.inf,
+                                                         -np.inf]]).astype(np.float32)
+    out = np.empty((z.size, 1), np.float32)
+    cy.forward(z[:, None], np.ones((1, 1), np.float32), np.zeros(1, np.float32), C.TANH, out)
+    want = np.tanh(z.astype(np.float64))
+    rel = np.abs(out[:, 0] - want) / np.maximum(np.abs(want), 1e-30)
+    assert rel.max() < 1e-6
+    z = np.array([[np.nan]], np.float32)
+    cy.forward(z, np.ones((1, 1), np.float32), np.zeros(1, np.float32), C.TANH, out[:1])
+    assert np.isnan(out[0, 0])
+
+
 def test_cross_entropy_logit_gap_beyond_float64_range():
     top = float(np.finfo(np.float64).max) * 0.9
     Z = np.array([[top, -top]])
