@@ -11,12 +11,15 @@ from ._threads import get_num_threads, set_num_threads
 from .layers import Dense
 from .model import MLP
 from .optim import SGD, Adam
+from .callbacks import Callback
+from .io import load
 from .training import History
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Adam",
+    "Callback",
     "Dense",
     "History",
     "MLP",
@@ -24,6 +27,7 @@ __all__ = [
     "available_backends",
     "get_backend",
     "get_num_threads",
+    "load",
     "set_backend",
     "set_num_threads",
     "show_config",

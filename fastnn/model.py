@@ -149,6 +149,13 @@ class MLP:
     def _params(self):
         return [(l._W, l._b) for l in self.layers]
 
+    # The backend this model runs on: None follows fastnn.get_backend(); a name pins it (the
+    # scikit-learn estimators' ``backend`` parameter uses this, so they never change the global).
+    backend = None
+
+    def _kernels(self):
+        return _backend.kernels(self.backend)
+
     # inference --------------------------------------------------------------------------
     def forward(self, X):
         """The output layer's activations for X (n, in). Safe to call from several threads.
@@ -156,7 +163,7 @@ class MLP:
         With the cuda backend X may be a GPU array (``__cuda_array_interface__``); the result is
         then a numba device array, and a NumPy array for host input.
         """
-        K = _backend.kernels()
+        K = self._kernels()
         if _device.on_device(K):
             return self._forward_device(K, X)
         _device.sync_host(self)
@@ -174,7 +181,7 @@ class MLP:
 
     def _forward_host(self, X):
         A = self.forward(X)
-        return A if isinstance(A, np.ndarray) else _backend.kernels().to_host(A)
+        return A if isinstance(A, np.ndarray) else self._kernels().to_host(A)
 
     def predict_proba(self, X):
         """Class probabilities: softmax outputs, or (1 - p, p) for one sigmoid output."""
@@ -207,7 +214,7 @@ class MLP:
         X = self._check_X(X)
         Y = self._targets(y, X.shape[0])
         outs = allocate_outputs(X.shape[0], self._params(), self.dtype)
-        K = _backend.kernels()
+        K = self._kernels()
         Z = forward_pass(K, X, self._params(), self._acts, outs, logits=True)
         return float(K.output_step(Z, Y, self._loss, np.empty_like(Z), None))
 
@@ -259,7 +266,7 @@ class MLP:
         work = self._workspace(n)
         _, _, _, As, D0, D1 = work_views(work, self._shapes, n, n)
         grads = param_views(np.zeros_like(self._theta), self._shapes)
-        batch_gradients(_backend.kernels(), X, Y, None, self._params(), grads, self._acts,
+        batch_gradients(self._kernels(), X, Y, None, self._params(), grads, self._acts,
                         self._loss, As, D0, D1)
         return grads
 
@@ -271,7 +278,7 @@ class MLP:
         """
         lr = check_positive_float(lr, "lr")
         self._check_trainable()
-        K = _backend.kernels()
+        K = self._kernels()
         # host arrays, or (cuda) the model's device copies, with X and y uploaded once
         _, X, Y, theta, grad, work_for, state_for, trained = _device.fit_arrays(self, K, X, y)
         n = X.shape[0]
@@ -323,6 +330,12 @@ class MLP:
 
         return fit(self, X, y, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
                    shuffle=shuffle, seed=seed, progress=progress, **kwargs)
+
+    def save(self, path, *, optimizer_state=True, extra=None):
+        """Write the model to a versioned ``.npz`` file; see ``fastnn.io.save``."""
+        from .io import save
+
+        save(self, path, optimizer_state=optimizer_state, extra=extra)
 
     # pickling keeps the layers bound to the flat vectors ---------------------------------
     def __getstate__(self):

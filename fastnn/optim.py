@@ -116,3 +116,24 @@ def get_optimizer(spec, lr):
         return _NAMED[spec](lr)
     raise ValueError(f"unknown optimizer {spec!r}; expected one of {sorted(_NAMED)} "
                      "or an Optimizer instance")
+
+
+# Learning-rate schedules ---------------------------------------------------------------------
+SCHEDULES = ("constant", "invscaling", "adaptive")
+
+
+def check_schedule(name):
+    """Return ``name`` if it is a known learning-rate schedule, else raise ValueError."""
+    if not isinstance(name, str) or name not in SCHEDULES:
+        raise ValueError(f"unknown learning-rate schedule {name!r}; expected one of "
+                         f"{list(SCHEDULES)}")
+    return name
+
+
+def invscaling_lr(lr_init, power_t, samples_seen):
+    """The "invscaling" rate ``lr_init / (samples_seen + 1) ** power_t``.
+
+    fastnn updates it once per epoch, from the number of samples seen before that epoch (the first
+    epoch runs at ``lr_init``); scikit-learn's MLP does the same, so the two agree exactly.
+    """
+    return lr_init / (samples_seen + 1.0) ** power_t

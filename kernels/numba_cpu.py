@@ -26,6 +26,14 @@ def _sigmoid(z):
 
 
 @jit(inline="always")
+def _bce_terms(z):
+    """(softplus(z), sigmoid(z)) from one exponential: the BCE loss term and its dZ term."""
+    e = math.exp(-abs(z))
+    sig = 1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e)
+    return max(z, 0.0) + math.log1p(e), sig
+
+
+@jit(inline="always")
 def _softplus(z):
     return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
 
@@ -212,8 +220,9 @@ def output_step(Z, Y, loss, dZ, sw):
             for j in range(k):
                 z = Z[i, j]
                 y = Y[i, j]
-                li += _softplus(z) - y * z
-                dZ[i, j] = (_sigmoid(z) - y) * w
+                sp, sig = _bce_terms(z)
+                li += sp - y * z
+                dZ[i, j] = (sig - y) * w
         else:
             for j in range(k):
                 d = Z[i, j] - Y[i, j]
@@ -223,7 +232,7 @@ def output_step(Z, Y, loss, dZ, sw):
     return total * inv_n
 
 
-@jit
+@jit(inline="always")
 def _sgd_range(p, g, lo, hi, lr, l2):
     if l2 != 0:
         for i in range(lo, hi):
@@ -233,7 +242,7 @@ def _sgd_range(p, g, lo, hi, lr, l2):
             p[i] -= lr * g[i]
 
 
-@jit
+@jit(inline="always")
 def _momentum_range(p, g, v, lo, hi, lr, mu, l2, nesterov):
     for i in range(lo, hi):
         gi = g[i] + l2 * p[i]
@@ -245,7 +254,7 @@ def _momentum_range(p, g, v, lo, hi, lr, mu, l2, nesterov):
             p[i] += vi
 
 
-@jit
+@jit(inline="always")
 def _adam_range(p, g, m, v, lo, hi, lr, beta1, beta2, eps, t, l2):
     step = lr * math.sqrt(1.0 - beta2 ** t) / (1.0 - beta1 ** t)
     for i in range(lo, hi):
@@ -272,7 +281,7 @@ def adam_update(p, g, m, v, lr, beta1, beta2, eps, t, l2):
     _adam_range(p, g, m, v, 0, p.size, lr, beta1, beta2, eps, t, l2)
 
 
-@jit
+@jit(inline="always")
 def _update_range(opt, hyper, theta, grad, s1, s2, lo, hi, t, l2):
     """Apply optimiser ``opt`` to ``theta[lo:hi]`` in place, indexing the flat vectors directly."""
     lr = hyper[H_LR]
@@ -335,8 +344,9 @@ def _sample_gradients(theta, grad, shapes, acts, loss, p_off, a_off, work, d_off
     elif loss == BCE:
         for j in range(k):
             z = work[pa + j]
-            value += _softplus(z) - Y[r, j] * z
-            work[d_off0 + j] = (_sigmoid(z) - Y[r, j]) * w
+            sp, sig = _bce_terms(z)
+            value += sp - Y[r, j] * z
+            work[d_off0 + j] = (sig - Y[r, j]) * w
     else:
         for j in range(k):
             d = work[pa + j] - Y[r, j]

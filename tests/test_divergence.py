@@ -101,17 +101,6 @@ def test_divergence_in_the_loss_names_the_exact_step_float64(backend, batch_size
     assert _all_params_finite(model)
 
 
-UPDATE_OVERFLOW_BUG = (
-    "bug in fastnn/training.py (branch training), fit's divergence branch: when an *update* "
-    "overflows (finite loss and gradient, lr * grad too large), the compiled loop only stops at "
-    "the next batch, whose loss is then non-finite; fit sees done < want, takes the "
-    "'loop stopped before the bad update' branch and neither checks nor restores theta, so the "
-    "model keeps inf/NaN parameters. When the overflow is the last batch of a chunk it restores "
-    "the chunk's start and names the chunk's first step instead of the overflowing one."
-)
-
-
-@pytest.mark.xfail(strict=True, reason=UPDATE_OVERFLOW_BUG)
 def test_divergence_in_the_update_keeps_finite_parameters_float32(backend):
     # float32: the update lr * z overflows (z > ~3e36 for lr = 100) before z itself does, i.e.
     # the gradient is finite but the new parameters are not.
@@ -129,7 +118,6 @@ def test_divergence_in_the_update_keeps_finite_parameters_float32(backend):
     assert step <= done + 1  # never later than the step that really overflowed
 
 
-@pytest.mark.xfail(strict=True, reason=UPDATE_OVERFLOW_BUG)
 def test_divergence_in_the_update_names_the_exact_step_float32(backend):
     n, lr = 200, 100.0
     X, y = np.ones((n, 1)), np.zeros((n, 1))

@@ -256,14 +256,6 @@ def test_edge_sizes(backend, dtype):
     assert np.isfinite(wide._theta).all()
 
 
-SEED_BUG = (
-    "bug in fastnn/training.py fit (and fastnn/_loop.py on branch training): seed goes straight "
-    "to np.random.default_rng(seed), so seed='abc' or 1.5 raises TypeError from NumPy instead of "
-    "ValueError; use fastnn._validation.check_seed(seed) (added on branch harden)"
-)
-
-
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=SEED_BUG)
 def test_fit_rejects_a_bad_seed_with_value_error():
     m = fastnn.MLP.from_sizes([2, 2], seed=0)
     with pytest.raises(ValueError, match="seed"):

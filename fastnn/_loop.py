@@ -1,0 +1,313 @@
+"""The epoch loop shared by ``fit`` and the scikit-learn estimators.
+
+It runs the backend's compiled ``train_epoch`` in chunks of whole batches (so the progress bar
+moves and a divergence is caught with a snapshot to fall back on), and around each epoch does the
+Python-side work: the learning-rate schedule, metrics on the training and validation data,
+plateau detection (tolerance stopping, "adaptive" step decay, early stopping with the best weights
+kept) and user callbacks. Inputs arrive validated; nothing here checks them again.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _device
+from ._codes import BCE, CROSS_ENTROPY, H_L2, H_LR
+from ._pipeline import forward_pass
+from .optim import invscaling_lr
+
+_EVAL_ROWS = 4096  # rows per forward pass when scoring, to bound the scratch memory
+
+
+@dataclass
+class Plan:
+    """What one training call does (all values already validated)."""
+
+    epochs: int
+    batch_size: int
+    opt: object
+    l2: float = 0.0
+    shuffle: bool = True
+    schedule: str = "constant"
+    power_t: float = 0.5
+    tol: float = None          # None: no plateau detection (unless adaptive or early stopping)
+    patience: int = 10         # epochs without improvement that make a plateau
+    monitor: str = "loss"      # "loss", "val_loss" or "val_score" (higher is better)
+    lr_factor: float = 0.5     # "adaptive": η is multiplied by this on a plateau...
+    lr_min: float = 0.0        # ...unless η <= lr_min already, which stops training
+    restore_best: bool = False
+    train_accuracy: bool = True
+    loss_scale: float = 1.0    # reported loss = scale * data loss + L2 term
+    progress: bool = False
+
+
+@dataclass
+class State:
+    """What carries over between calls (``partial_fit``): RNG, step size, plateau record."""
+
+    rng: np.random.Generator
+    lr: float
+    samples_seen: int = 0
+    best: float = math.inf
+    no_improve: int = 0
+    best_theta: np.ndarray = None
+
+
+def _plateau_enabled(plan):
+    return plan.tol is not None or plan.schedule == "adaptive" or plan.monitor != "loss"
+
+
+def evaluate(model, K, X, Y, sw, loss_scale=1.0):
+    """Weighted mean loss and score on (X, Y): accuracy for classifiers, R² for regression.
+
+    One forward pass in row chunks; classifier accuracy compares the logits' argmax (softmax)
+    or sign (sigmoid, every column must match), so no activation is needed for it.
+    """
+    n = X.shape[0]
+    params = model._params()
+    loss = model._loss
+    rows = min(n, _EVAL_ROWS)
+    outs = [np.empty((rows, W.shape[0]), dtype=model.dtype) for W, _ in params]
+    dZ = np.empty_like(outs[-1])
+    wsum = float(n if sw is None else sw.sum(dtype=np.float64))
+    total = right = 0.0
+    sse = np.zeros(Y.shape[1])
+    for start in range(0, n, rows):
+        stop = min(start + rows, n)
+        m = stop - start
+        Xc, Yc = X[start:stop], Y[start:stop]
+        wc = None if sw is None else sw[start:stop]
+        bufs = [o[:m] for o in outs]
+        Z = forward_pass(K, Xc, params, model._acts, bufs, logits=True)
+        total += K.output_step(Z, Yc, loss, dZ[:m], wc) * m
+        if loss == CROSS_ENTROPY:
+            hit = Z.argmax(axis=1) == Yc.argmax(axis=1)
+        elif loss == BCE:
+            hit = np.all((Z >= 0) == (Yc >= 0.5), axis=1)
+        else:
+            err = (Yc.astype(np.float64) - Z) ** 2
+            sse += err.sum(axis=0) if wc is None else wc @ err
+            continue
+        right += hit.sum() if wc is None else float(wc @ hit)
+    mean_loss = loss_scale * total / wsum
+    if loss in (CROSS_ENTROPY, BCE):
+        return mean_loss, right / wsum
+    Yd = Y.astype(np.float64)
+    w = np.ones(n) if sw is None else sw.astype(np.float64)
+    mu = w @ Yd / wsum
+    sst = w @ (Yd - mu) ** 2
+    r2 = np.where(sst > 0, 1 - sse / np.where(sst > 0, sst, 1), np.where(sse == 0, 1.0, 0.0))
+    return mean_loss, float(r2.mean())
+
+
+def _penalty(weights, l2):
+    """The L2 term ``l2/2 * sum ||W||²`` over flat weight views."""
+    if l2 == 0:
+        return 0.0
+    total = 0.0
+    for w in weights:
+        total += float(np.dot(w, w))
+    return 0.5 * l2 * total
+
+
+def _host_finite(a):
+    if a.size <= 65536:  # cheaper than a guarded sum for small vectors
+        return bool(np.isfinite(a).all())
+    with np.errstate(over="ignore", invalid="ignore"):  # a sum is finite only if every term is
+        return bool(np.isfinite(np.add.reduce(a))) or bool(np.isfinite(a).all())
+
+
+def _bar(total, enabled):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="fit", unit="step", leave=True, dynamic_ncols=True)
+
+
+def _one_epoch(model, K, ops, X, Y, sw, order, bs, chunk, opt, hyper, arrays, saved, epoch,
+               bar):
+    """Every batch of one epoch, in chunks; returns the summed batch loss (times rows).
+
+    Before each chunk the parameters and optimiser state are copied aside. The compiled loop
+    stops before any update whose loss or gradient is not finite; an update that itself
+    overflows is caught after the chunk. Either way the chunk is replayed from the copy up to
+    the last update that left the parameters finite (the replay is deterministic), and
+    FloatingPointError names the failing step.
+    """
+    theta, grad, s1, s2, work = arrays
+    finite = _host_finite if isinstance(theta, np.ndarray) else ops.all_finite
+    n = X.shape[0]
+    total = 0.0
+    live = (theta, s1, s2)
+
+    def train(lo, hi, t0):
+        if order is None:
+            return K.train_epoch(
+                X[lo:hi], Y[lo:hi], None if sw is None else sw[lo:hi], None, theta, grad,
+                model._shapes, model._acts, model._loss, bs, opt.code, hyper, s1, s2, t0, work)
+        return K.train_epoch(
+            X, Y, sw, order[lo:hi], theta, grad, model._shapes, model._acts, model._loss, bs,
+            opt.code, hyper, s1, s2, t0, work)
+
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        for keep, arr in zip(saved, live):
+            ops.copyto(keep, arr)
+        t0 = model._opt_t
+        loss_sum, done = train(start, stop, t0)
+        want = math.ceil((stop - start) / bs)
+        if done == want and finite(theta):
+            model._opt_t = t0 + done
+            total += loss_sum
+            if bar is not None:
+                bar.update(done)
+            continue
+        # diverged: ``done`` updates ran; find the last one that left finite parameters
+        failed = done + 1  # the batch whose loss or gradient was not finite
+        while done > 0 and not finite(theta):
+            failed = done  # this update overflowed the parameters
+            done -= 1
+            for keep, arr in zip(saved, live):
+                ops.copyto(arr, keep)
+            if done:
+                train(start, start + done * bs, t0)
+        if not finite(theta):
+            for keep, arr in zip(saved, live):
+                ops.copyto(arr, keep)
+        model._opt_t = t0 + done
+        raise FloatingPointError(
+            f"training diverged at epoch {epoch}, step {start // bs + failed}: the loss or a "
+            "gradient is not finite; the model keeps its last finite parameters (try a "
+            "smaller learning rate)"
+        )
+    return total
+
+
+def _plateau(plan, state, logs, model, history, epoch):
+    """Update the plateau record after an epoch; returns a stop reason or None."""
+    if not _plateau_enabled(plan):
+        return None
+    if plan.monitor == "val_score":
+        value = -logs.get("val_accuracy", logs.get("val_r2"))
+    else:
+        value = logs[plan.monitor]
+    tol = plan.tol or 0.0
+    improved = value < state.best - tol
+    if value < state.best:
+        state.best = value
+        history.best_epoch = epoch
+        if plan.restore_best:
+            if state.best_theta is None:
+                state.best_theta = model._theta.copy()
+            else:
+                np.copyto(state.best_theta, model._theta)
+    state.no_improve = 0 if improved else state.no_improve + 1
+    if state.no_improve < plan.patience:
+        return None
+    if plan.schedule == "adaptive" and state.lr > plan.lr_min:
+        state.lr *= plan.lr_factor
+        state.no_improve = 0
+        return None
+    if plan.schedule == "adaptive":
+        return "lr_min"
+    return "no_improvement"
+
+
+def run(model, X, Y, sw, plan, state, history, val=None, callbacks=()):
+    """Train ``model`` for up to ``plan.epochs`` epochs; records into ``history`` and returns it.
+
+    ``X``, ``Y`` (dense targets) and ``sw`` (None or weights) are validated host arrays, or
+    device arrays given by the user for a device backend. ``val`` is None or
+    ``(X_val, Y_val, sw_val)`` on the host. ``callbacks`` are objects with any of
+    ``on_train_begin(model)``, ``on_epoch_end(epoch, logs)`` (return True to stop) and
+    ``on_train_end(history)``.
+    """
+    K = model._kernels()
+    device = _device.on_device(K)
+    X_host = None if device and K.is_device_array(X) else X
+    # host arrays, or device copies for a device backend (data goes up once per call)
+    ops, X, Y, theta, grad, work_for, state_for, trained = _device.fit_arrays(model, K, X, Y)
+    if sw is not None and device:
+        sw = K.to_device(sw)
+    n = X.shape[0]
+    bs = min(plan.batch_size, n)
+    n_batches = math.ceil(n / bs)
+    hyper = plan.opt.hyper()
+    hyper[H_L2] = plan.l2
+    s1, s2 = (state_for(a) for a in model._optimizer_state(plan.opt))
+    arrays = (theta, grad, s1, s2, work_for(bs))
+    # With a progress bar the compiled loop runs ~1/20 epoch at a time so the bar moves;
+    # without one, whole epochs (fewest calls from Python).
+    chunk = max(1, n_batches // 20) * bs if plan.progress else n
+    saved = [ops.empty_like(a) for a in (theta, s1, s2)]
+    weights = [layer._W.reshape(-1) for layer in model.layers]
+    classifier = model._loss in (CROSS_ENTROPY, BCE)
+    score_key = "val_accuracy" if classifier else "val_r2"
+    # metrics run on the host: with a device backend, on the reference kernels after a sync
+    K_eval = K
+    if device:
+        from .kernels import reference as K_eval
+    train_accuracy = plan.train_accuracy and classifier and X_host is not None
+    Y_host = Y if not device else None
+
+    def host_params():
+        if device:
+            trained()
+            _device.sync_host(model)
+
+    for cb in callbacks:
+        getattr(cb, "on_train_begin", _noop)(model)
+    bar = _bar(plan.epochs * n_batches, plan.progress)
+    try:
+        for _ in range(plan.epochs):
+            epoch = history.epochs + 1
+            if plan.schedule == "invscaling":
+                lr = invscaling_lr(plan.opt.lr, plan.power_t, state.samples_seen)
+            else:
+                lr = state.lr
+            hyper[H_LR] = lr
+            order = state.rng.permutation(n) if plan.shuffle else None
+            total = _one_epoch(model, K, ops, X, Y, sw, order, bs, chunk, plan.opt, hyper,
+                               arrays, saved, epoch, bar)
+            state.samples_seen += n
+            if device and (plan.l2 or val is not None or train_accuracy or plan.restore_best):
+                host_params()
+            logs = {"loss": plan.loss_scale * total / n + _penalty(weights, plan.l2), "lr": lr}
+            if train_accuracy:
+                if Y_host is None:
+                    Y_host = K.to_host(Y)
+                sw_host = None if sw is None or not device else K.to_host(sw)
+                logs["accuracy"] = evaluate(model, K_eval, X_host, Y_host,
+                                            sw if not device else sw_host)[1]
+            if val is not None:
+                logs["val_loss"], logs[score_key] = evaluate(model, K_eval, *val,
+                                                             plan.loss_scale)
+            reason = _plateau(plan, state, logs, model, history, epoch)
+            history._record(logs)
+            for cb in callbacks:
+                hook = getattr(cb, "on_epoch_end", None)
+                if hook is not None and hook(epoch, dict(logs)):
+                    reason = reason or "callback"
+            if bar is not None:
+                bar.set_postfix(loss=f"{logs['loss']:.4g}", refresh=False)
+            if reason is not None:
+                history.stop_reason = reason
+                break
+    finally:
+        trained()
+        if bar is not None:
+            bar.close()
+    if plan.restore_best and state.best_theta is not None:
+        _device.sync_host(model)
+        np.copyto(model._theta, state.best_theta)
+        if device:
+            ops.copyto(theta, model._theta)
+    for cb in callbacks:
+        getattr(cb, "on_train_end", _noop)(history)
+    return history
+
+
+def _noop(*args):
+    return None
