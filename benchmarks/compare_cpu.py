@@ -170,12 +170,18 @@ def main(argv=None):
     p.add_argument("--no-jax", action="store_true")
     p.add_argument("--cases", default="0,1,2,3")
     p.add_argument("--json", default=None)
+    p.add_argument("--only", default="numpy,numba,cython,jax",
+                   help="contenders to time, comma-separated")
+    p.add_argument("--jax-json", default=None,
+                   help="take JAX's times from an earlier --only jax run's --json (JAX's spinning "
+                        "threads slow the OpenBLAS contenders when they share a process)")
     p.add_argument("--threads", type=int, default=None, help="fastnn.set_num_threads(n) first")
     p.add_argument("--cpu-time", action="store_true",
                    help="time by process CPU time, everything on one thread (noisy machines)")
     p.add_argument("--profile", action="store_true",
                    help="also time the parts of train_step on the smallest case")
     args = p.parse_args(argv)
+    args.only = set(args.only.split(","))
     if args.cpu_time:
         # CPU seconds of the whole process: on a shared machine, time spent descheduled does not
         # count; meaningful with one thread everywhere (JAX is made single-threaded too)
@@ -210,8 +216,8 @@ def main(argv=None):
         rng = np.random.default_rng(0)
         X = rng.standard_normal((batch, sizes[0])).astype(np.float32)
         y = rng.integers(0, sizes[-1], batch)
-        steps = {b: fastnn_step(b, batch, sizes, X, y) for b in BACKENDS}
-        if use_jax:
+        steps = {b: fastnn_step(b, batch, sizes, X, y) for b in BACKENDS if b in args.only}
+        if use_jax and "jax" in args.only:
             steps["jax"] = jax_step(batch, sizes, X, y)
         times = {k: [] for k in steps}
         target = 0.05 if batch * sizes[0] < 1e6 else 0.3
@@ -227,7 +233,14 @@ def main(argv=None):
                   f"  {flops / med[k] / 1e9:7.1f} GFLOP/s")
         case = {"batch": batch, "sizes": sizes, "median_s": med,
                 "best_s": {k: min(v) for k, v in times.items()}}
+        if args.jax_json:
+            with open(args.jax_json) as f:
+                other = {(c["batch"], tuple(c["sizes"])): c for c in json.load(f)["cases"]}
+            med["jax"] = other[(batch, tuple(sizes))]["median_s"]["jax"]
+            use_jax = True
         for b in ("cython", "numba"):
+            if b not in med or "numpy" not in med:
+                continue
             r_np = med["numpy"] / med[b]
             line = f"  {b}: {r_np:.2f}x numpy (target {t_np}x)"
             case[f"{b}_vs_numpy"] = r_np
