@@ -25,6 +25,9 @@ from ._cython_cpu import (  # noqa: E402, F401  (the kernel contract)
     adam_update, backward, forward, momentum_update, output_step, sgd_update, train_epoch,
 )
 
+__all__ = ["adam_update", "backward", "forward", "momentum_update", "openmp_enabled",
+           "output_step", "sgd_update", "train_epoch"]
+
 _info = _blas.load()
 _cython_cpu.set_blas(_info["sgemm"], _info["dgemm"])
 _cython_cpu.set_num_threads(_threads.get_num_threads())
