@@ -29,6 +29,20 @@ def _cuda_runnable():
 collect_ignore = [] if _cuda_runnable() else ["cuda"]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _outside_the_source_tree(tmp_path_factory):
+    """Run every test, and the interpreters tests start, from a scratch folder.
+
+    From the repository root, ``python -m fastnn`` would import the source folder ``fastnn/``
+    (which lacks the ``fastnn.kernels`` that setup.py maps from ``kernels/``) instead of the
+    installed package.
+    """
+    old = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    yield
+    os.chdir(old)
+
+
 @pytest.fixture(params=CPU_BACKENDS)
 def backend(request):
     """Run the test once per available CPU backend, with that backend selected."""

@@ -17,7 +17,7 @@ def test_cuda_kernels_in_simulator():
     env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", str(HERE / "cuda"), "-q", "-p", "no:cacheprovider"],
-        cwd=HERE.parent, env=env, capture_output=True, text=True, timeout=900,
+        env=env, capture_output=True, text=True, timeout=900,
     )
     if proc.returncode != 0:
         print(proc.stdout[-20000:])
@@ -30,7 +30,7 @@ def test_gpu_bench_logic_in_simulator():
     if importlib.util.find_spec("numba.cuda") is None:
         pytest.skip("numba.cuda is not installed")
     script = HERE.parent / "benchmarks" / "gpu_bench.py"
-    proc = subprocess.run([sys.executable, str(script), "--simulate"], cwd=HERE.parent,
+    proc = subprocess.run([sys.executable, str(script), "--simulate"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "5-6-3" in proc.stdout
