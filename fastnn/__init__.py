@@ -6,6 +6,8 @@
 """
 
 from ._backend import available_backends, get_backend, set_backend
+from ._config import show_config
+from ._threads import get_num_threads, set_num_threads
 from .layers import Dense
 from .model import MLP
 from .optim import SGD, Adam
@@ -24,6 +26,9 @@ __all__ = [
     "SGD",
     "available_backends",
     "get_backend",
+    "get_num_threads",
     "load",
     "set_backend",
+    "set_num_threads",
+    "show_config",
 ]

@@ -15,7 +15,8 @@ MODULES = {
     "cython": "fastnn.kernels.cython_cpu",
     "cuda": "fastnn.kernels.numba_cuda",
 }
-# Preference order for the default: the fastest available CPU backend, per the benchmarks.
+# Preference order for the default: the fastest available CPU backend, per the benchmarks
+# (benchmarks/compare_cpu.py: cython was fastest at every size measured, then numba, then numpy).
 # cuda is chosen explicitly (set_backend("cuda") or FASTNN_BACKEND=cuda).
 DEFAULT_ORDER = ("cython", "numba", "numpy")
 

@@ -1,7 +1,7 @@
 """Numba CPU backend: fused kernels and a whole-epoch training loop (the contract in ``fastnn.kernels``).
 
-Matrix products go to BLAS through ``np.dot``; the bias, activation, derivative and bias-gradient
-work is fused into single passes over each product while it is hot. ``train_epoch`` runs a whole
+Matrix products go to fastnn's BLAS (``fastnn._blas``, via ``_numba_blas``); the bias, activation,
+derivative and bias-gradient work is fused into single passes over each product while it is hot. ``train_epoch`` runs a whole
 epoch in compiled code, so ``fit`` pays no Python or dispatch cost per step.
 """
 
@@ -14,6 +14,7 @@ from .._codes import (
     OPT_NESTEROV, OPT_SGD, RELU, SIGMOID, SOFTMAX, SOFTPLUS, STEP, TANH,
 )
 from ._jit import jit
+from ._numba_blas import dz_w, dzt_a, x_wt
 
 
 @jit(inline="always")
@@ -76,7 +77,7 @@ def _matmul_nt(A, B, out):
     n, k = A.shape
     m = B.shape[0]
     if n * m * k > SMALL_GEMM:
-        np.dot(A, B.T, out)
+        x_wt(A, B, out)
         return
     for i in range(n):
         for j in range(m):
@@ -92,7 +93,7 @@ def _matmul_tn(A, B, out):
     n, m = A.shape
     k = B.shape[1]
     if n * m * k > SMALL_GEMM:
-        np.dot(A.T, B, out)
+        dzt_a(A, B, out)
         return
     out[:, :] = 0.0
     for i in range(n):
@@ -108,7 +109,7 @@ def _matmul_nn(A, B, out):
     n, m = A.shape
     k = B.shape[1]
     if n * m * k > SMALL_GEMM:
-        np.dot(A, B, out)
+        dz_w(A, B, out)
         return
     out[:, :] = 0.0
     for i in range(n):

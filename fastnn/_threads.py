@@ -1,0 +1,108 @@
+"""One thread count for everything fastnn runs in parallel: BLAS, Cython's OpenMP and Numba.
+
+The compiled kernels call BLAS only from outside their own parallel regions, so BLAS threads and
+fastnn's OpenMP/Numba threads take turns on the same ``n`` cores instead of nesting into ``n * n``.
+The default ``n`` is ``OMP_NUM_THREADS`` when it is set, else ``NUMBA_NUM_THREADS``, else the
+number of CPUs this process may run on. Numba never gets more than ``NUMBA_NUM_THREADS``, which
+Numba fixes when it starts its pool. Setting the count touches only libraries already loaded;
+those loaded later pick it up when they load.
+"""
+
+import os
+import sys
+import threading
+
+_lock = threading.Lock()
+_n = None
+
+
+def _env_int(name):
+    value = os.environ.get(name, "").split(",")[0].strip()
+    try:
+        n = int(value)
+    except ValueError:
+        return None
+    return n if n > 0 else None
+
+
+def cpu_count():
+    """Number of CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def default_num_threads():
+    """``OMP_NUM_THREADS``, else ``NUMBA_NUM_THREADS``, else :func:`cpu_count`."""
+    return _env_int("OMP_NUM_THREADS") or _env_int("NUMBA_NUM_THREADS") or cpu_count()
+
+
+def get_num_threads():
+    """Number of threads fastnn's kernels (BLAS, OpenMP, Numba) use.
+
+    Returns
+    -------
+    int
+        The count set by :func:`set_num_threads`, else the default from the environment.
+    """
+    global _n
+    with _lock:
+        if _n is None:
+            _n = default_num_threads()
+        return _n
+
+
+def _numba_cap():
+    try:
+        from numba import config
+
+        return int(config.NUMBA_NUM_THREADS)
+    except Exception:  # pragma: no cover - numba missing or broken
+        return None
+
+
+def apply_blas_limit():
+    """Give fastnn's own BLAS copy the current thread count (called when it loads)."""
+    from . import _blas
+
+    _blas.set_num_threads(get_num_threads())
+
+
+def _apply(n, blas_all):
+    from . import _blas
+
+    _blas.set_num_threads(n)
+    if blas_all:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=n, user_api="blas")
+    cy = sys.modules.get("fastnn.kernels._cython_cpu")
+    if cy is not None:
+        cy.set_num_threads(n)
+    if "fastnn.kernels.numba_cpu" in sys.modules:
+        import numba
+
+        cap = _numba_cap()
+        numba.set_num_threads(min(n, cap) if cap else n)
+
+
+def set_num_threads(n):
+    """Set how many threads fastnn uses, for BLAS and for its own parallel loops alike.
+
+    Parameters
+    ----------
+    n : int
+        At least 1. Applies to fastnn's BLAS and to the BLAS of NumPy/SciPy (through
+        threadpoolctl, so the NumPy backend follows too), to the Cython backend's OpenMP loops,
+        and to Numba (capped at ``NUMBA_NUM_THREADS``).
+    """
+    if isinstance(n, bool) or not isinstance(n, (int,)) and not hasattr(n, "__index__"):
+        raise TypeError(f"the number of threads must be an integer, got {n!r}")
+    n = int(n.__index__())
+    if n < 1:
+        raise ValueError(f"the number of threads must be at least 1, got {n}")
+    global _n
+    with _lock:
+        _n = n
+    _apply(n, blas_all=True)

@@ -1,0 +1,808 @@
+"""Cython CPU kernels: the contract of ``fastnn.kernels``, fused, on BLAS and OpenMP.
+
+Matrix products go to the Fortran-interface ``sgemm``/``dgemm`` whose addresses ``set_blas``
+installs (fastnn's own OpenBLAS, see ``fastnn._blas``); until then SciPy's BLAS is used. The bias,
+activation, derivative, bias-gradient, loss and update work runs in single fused passes, split
+over OpenMP threads (``prange``) when the array is large enough for that to pay. BLAS is never
+called from inside a parallel region, so BLAS threads and OpenMP threads never nest.
+
+The Python-level functions take NumPy arrays and trust their callers (C-contiguous, one float
+dtype, right shapes): they read data pointers straight from the arrays, so a call costs well
+under a microsecond of overhead. Compiler directives live in ``setup.py``.
+"""
+
+cimport numpy as cnp
+from libc.math cimport (
+    exp, expf, expm1, expm1f, log, log1p, log1pf, sqrt, sqrtf, tanh, INFINITY,
+)
+from libc.stdint cimport uint32_t, uint64_t, int32_t, int64_t
+from cython.parallel cimport prange
+from scipy.linalg.cython_blas cimport sgemm as scipy_sgemm, dgemm as scipy_dgemm
+
+cnp.import_array()
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static int fastnn_have_openmp(void) { return 1; }
+    #else
+    static int fastnn_have_openmp(void) { return 0; }
+    #endif
+    """
+    int fastnn_have_openmp() nogil
+
+ctypedef fused real:
+    float
+    double
+
+ctypedef void (*sgemm_t)(char *ta, char *tb, int *m, int *n, int *k, float *alpha, float *a,
+                         int *lda, float *b, int *ldb, float *beta, float *c,
+                         int *ldc) noexcept nogil
+ctypedef void (*dgemm_t)(char *ta, char *tb, int *m, int *n, int *k, double *alpha, double *a,
+                         int *lda, double *b, int *ldb, double *beta, double *c,
+                         int *ldc) noexcept nogil
+
+cdef sgemm_t _sgemm = scipy_sgemm
+cdef dgemm_t _dgemm = scipy_dgemm
+cdef int _nthreads = 1
+cdef bint _fold_sgd = True
+
+# activation, loss and optimiser codes (fastnn._codes; checked against it by the tests)
+cdef enum:
+    IDENTITY = 0
+    SIGMOID = 1
+    TANH = 2
+    RELU = 3
+    SOFTPLUS = 4
+    STEP = 5
+    SOFTMAX = 6
+    MSE = 0
+    BCE = 1
+    CROSS_ENTROPY = 2
+    OPT_SGD = 0
+    OPT_MOMENTUM = 1
+    OPT_NESTEROV = 2
+    OPT_ADAM = 3
+    H_LR = 0
+    H_L2 = 1
+    H_MOMENTUM = 2
+    H_BETA1 = 3
+    H_BETA2 = 4
+    H_EPS = 5
+
+
+# Element count from which a pass is split over threads, and the column block of backward.
+cdef enum:
+    PAR_MIN = 65536
+    SMALL_GEMM = 2048   # multiply-adds below which a product runs as plain loops, not BLAS
+    COL_BLOCK = 64
+
+CODES = {
+    "IDENTITY": IDENTITY, "SIGMOID": SIGMOID, "TANH": TANH, "RELU": RELU, "SOFTPLUS": SOFTPLUS,
+    "STEP": STEP, "SOFTMAX": SOFTMAX, "MSE": MSE, "BCE": BCE, "CROSS_ENTROPY": CROSS_ENTROPY,
+    "OPT_SGD": OPT_SGD, "OPT_MOMENTUM": OPT_MOMENTUM, "OPT_NESTEROV": OPT_NESTEROV,
+    "OPT_ADAM": OPT_ADAM, "H_LR": H_LR, "H_L2": H_L2, "H_MOMENTUM": H_MOMENTUM,
+    "H_BETA1": H_BETA1, "H_BETA2": H_BETA2, "H_EPS": H_EPS,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# configuration
+
+def set_blas(size_t sgemm_address, size_t dgemm_address):
+    """Install the Fortran-interface sgemm/dgemm the kernels call (0 keeps the current one)."""
+    global _sgemm, _dgemm
+    if sgemm_address:
+        _sgemm = <sgemm_t>sgemm_address
+    if dgemm_address:
+        _dgemm = <dgemm_t>dgemm_address
+
+
+def blas_addresses():
+    """Addresses of the sgemm/dgemm in use, as a tuple of ints."""
+    return <size_t>_sgemm, <size_t>_dgemm
+
+
+def set_num_threads(int n):
+    """Threads for the OpenMP loops (ignored without OpenMP)."""
+    global _nthreads
+    _nthreads = n if n > 0 else 1
+
+
+def get_num_threads():
+    """Threads the OpenMP loops use (1 without OpenMP)."""
+    return _nthreads if fastnn_have_openmp() else 1
+
+
+def set_fold_sgd(bint on):
+    """Fold plain SGD's first-layer update into its weight-gradient GEMM in train_epoch (default).
+
+    Folding saves writing, checking and re-reading the first layer's dW; the layer's slot in
+    ``grad`` is then not written. Off, train_epoch fills all of ``grad`` (the tests compare both).
+    """
+    global _fold_sgd
+    _fold_sgd = on
+
+
+def openmp_enabled():
+    """True if this module was compiled with OpenMP."""
+    return bool(fastnn_have_openmp())
+
+
+# ---------------------------------------------------------------------------------------------
+# scalar helpers, in the array's precision
+
+cdef inline real _exp(real x) noexcept nogil:
+    if real is float:
+        return expf(x)
+    else:
+        return exp(x)
+
+
+cdef inline real _sigmoid(real z) noexcept nogil:
+    cdef real e
+    if z >= 0:
+        return 1 / (1 + _exp(-z))
+    e = _exp(z)
+    return e / (1 + e)
+
+
+cdef inline real _tanh(real z) noexcept nogil:
+    """float32 tanh from one expf (libm's tanhf measured 1.7x slower here): (1 - t) / (1 + t) with
+    t = exp(-2|z|), and the odd Taylor series near 0 where 1 - t would cancel."""
+    cdef real a = z if z >= 0 else -z, t, r
+    if real is float:
+        if a < <float>0.0625:
+            t = z * z
+            return z * (1 + t * (<float>(-1.0 / 3) + t * (<float>(2.0 / 15)
+                                                           + t * <float>(-17.0 / 315))))
+        t = expf(-2 * a)
+        r = (1 - t) / (1 + t)
+        return r if z >= 0 else -r
+    else:
+        return tanh(z)
+
+
+cdef inline real _softplus(real z) noexcept nogil:
+    cdef real m = z if z > 0 else 0
+    if real is float:
+        return m + log1pf(expf(-(z if z >= 0 else -z)))
+    else:
+        return m + log1p(exp(-(z if z >= 0 else -z)))
+
+
+cdef inline double _softplus_d(double z) noexcept nogil:
+    return (z if z > 0 else 0.0) + log1p(exp(-(z if z >= 0 else -z)))
+
+
+cdef inline double _sigmoid_d(double z) noexcept nogil:
+    cdef double e
+    if z >= 0:
+        return 1.0 / (1.0 + exp(-z))
+    e = exp(z)
+    return e / (1.0 + e)
+
+
+# ---------------------------------------------------------------------------------------------
+# BLAS products on row-major arrays (the BLAS is column-major, so each product is transposed)
+
+cdef inline void _gemm(char ta, char tb, int m, int n, int k, real alpha, real *a, int lda,
+                       real *b, int ldb, real beta, real *c, int ldc) noexcept nogil:
+    if real is float:
+        _sgemm(&ta, &tb, &m, &n, &k, &alpha, a, &lda, b, &ldb, &beta, c, &ldc)
+    else:
+        _dgemm(&ta, &tb, &m, &n, &k, &alpha, a, &lda, b, &ldb, &beta, c, &ldc)
+
+
+cdef inline void _x_wt(real *X, real *W, real *out, int n, int fin, int fout) noexcept nogil:
+    """out (n, fout) = X (n, fin) @ W.T, W (fout, fin)."""
+    cdef Py_ssize_t i, j, p, p4
+    cdef real s0, s1, s2, s3
+    cdef real *x
+    cdef real *w
+    if <Py_ssize_t>n * fin * fout > SMALL_GEMM:
+        _gemm(c'T', c'N', fout, n, fin, <real>1, W, fin, X, fin, <real>0, out, fout)
+        return
+    p4 = fin - fin % 4
+    for i in range(n):
+        x = X + i * fin
+        for j in range(fout):
+            w = W + j * fin
+            s0 = s1 = s2 = s3 = 0
+            for p in range(0, p4, 4):
+                s0 = s0 + x[p] * w[p]
+                s1 = s1 + x[p + 1] * w[p + 1]
+                s2 = s2 + x[p + 2] * w[p + 2]
+                s3 = s3 + x[p + 3] * w[p + 3]
+            for p in range(p4, fin):
+                s0 = s0 + x[p] * w[p]
+            out[i * fout + j] = (s0 + s1) + (s2 + s3)
+
+
+cdef inline void _dzt_a(real *dZ, real *A_prev, real *dW, int n, int fin, int fout,
+                        real alpha, real beta) noexcept nogil:
+    """dW (fout, fin) = beta * dW + alpha * dZ.T @ A_prev."""
+    cdef Py_ssize_t i, j, p
+    cdef real d
+    cdef real *a
+    cdef real *w
+    if <Py_ssize_t>n * fin * fout > SMALL_GEMM:
+        _gemm(c'N', c'T', fin, fout, n, alpha, A_prev, fin, dZ, fout, beta, dW, fin)
+        return
+    for j in range(<Py_ssize_t>fout * fin):
+        dW[j] = 0 if beta == 0 else beta * dW[j]
+    for i in range(n):
+        a = A_prev + i * fin
+        for j in range(fout):
+            d = alpha * dZ[i * fout + j]
+            w = dW + j * fin
+            for p in range(fin):
+                w[p] = w[p] + d * a[p]
+
+
+cdef inline void _dz_w(real *dZ, real *W, real *dA, int n, int fin, int fout) noexcept nogil:
+    """dA (n, fin) = dZ (n, fout) @ W (fout, fin)."""
+    cdef Py_ssize_t i, j, p
+    cdef real d
+    cdef real *a
+    cdef real *w
+    if <Py_ssize_t>n * fin * fout > SMALL_GEMM:
+        _gemm(c'N', c'N', fin, n, fout, <real>1, W, fin, dZ, fout, <real>0, dA, fin)
+        return
+    for i in range(n):
+        a = dA + i * fin
+        for p in range(fin):
+            a[p] = 0
+        for j in range(fout):
+            d = dZ[i * fout + j]
+            w = W + j * fin
+            for p in range(fin):
+                a[p] = a[p] + d * w[p]
+
+
+# ---------------------------------------------------------------------------------------------
+# fused element passes
+
+cdef inline void _row_bias_act(real *z, real *b, int act, Py_ssize_t k) noexcept nogil:
+    cdef Py_ssize_t j
+    cdef real v, m, s
+    if act == RELU:
+        for j in range(k):
+            v = z[j] + b[j]
+            z[j] = 0 if v < 0 else v      # NaN passes through, as in np.maximum
+    elif act == IDENTITY:
+        for j in range(k):
+            z[j] = z[j] + b[j]
+    elif act == SIGMOID:
+        for j in range(k):
+            z[j] = _sigmoid(z[j] + b[j])
+    elif act == TANH:
+        for j in range(k):
+            z[j] = _tanh(z[j] + b[j])
+    elif act == SOFTPLUS:
+        for j in range(k):
+            z[j] = _softplus(z[j] + b[j])
+    elif act == STEP:
+        for j in range(k):
+            z[j] = 1 if z[j] + b[j] >= 0 else 0
+    elif act == SOFTMAX:
+        m = -INFINITY
+        for j in range(k):
+            v = z[j] + b[j]
+            z[j] = v
+            if v > m:
+                m = v
+        s = 0
+        for j in range(k):
+            v = _exp(z[j] - m)
+            z[j] = v
+            s = s + v
+        s = 1 / s
+        for j in range(k):
+            z[j] = z[j] * s
+
+
+cdef void _bias_act(real *out, real *b, int act, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
+    """out = g(out + b), row by row."""
+    cdef Py_ssize_t i
+    if n * k >= PAR_MIN and n > 1 and _nthreads > 1:
+        for i in prange(n, num_threads=_nthreads, schedule='static'):
+            _row_bias_act(out + i * k, b, act, k)
+    else:
+        for i in range(n):
+            _row_bias_act(out + i * k, b, act, k)
+
+
+cdef inline void _cols_delta_db(real *dZ, real *A, int act, real *db, Py_ssize_t n,
+                                Py_ssize_t k, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
+    """dZ[:, j0:j1] *= g'(A[:, j0:j1]) and db[j0:j1] = dZ[:, j0:j1].sum(0)."""
+    cdef Py_ssize_t i, j
+    cdef real d, a
+    cdef real *z
+    cdef real *ar
+    for j in range(j0, j1):
+        db[j] = 0
+    for i in range(n):
+        z = dZ + i * k
+        ar = A + i * k
+        if act == IDENTITY:
+            for j in range(j0, j1):
+                db[j] = db[j] + z[j]
+        elif act == RELU:
+            for j in range(j0, j1):
+                d = z[j] if ar[j] > 0 else 0
+                z[j] = d
+                db[j] = db[j] + d
+        elif act == SIGMOID:
+            for j in range(j0, j1):
+                a = ar[j]
+                d = z[j] * a * (1 - a)
+                z[j] = d
+                db[j] = db[j] + d
+        elif act == TANH:
+            for j in range(j0, j1):
+                a = ar[j]
+                d = z[j] * (1 - a * a)
+                z[j] = d
+                db[j] = db[j] + d
+        else:  # SOFTPLUS: g' = 1 - exp(-a)
+            for j in range(j0, j1):
+                if real is float:
+                    d = z[j] * -expm1f(-ar[j])
+                else:
+                    d = z[j] * -expm1(-ar[j])
+                z[j] = d
+                db[j] = db[j] + d
+
+
+cdef void _delta_db(real *dZ, real *A, int act, real *db, Py_ssize_t n,
+                    Py_ssize_t k) noexcept nogil:
+    """The fused first half of backward, split over column blocks when large."""
+    cdef Py_ssize_t nb = (k + COL_BLOCK - 1) // COL_BLOCK, blk, j0, j1
+    if n * k >= PAR_MIN and nb > 1 and _nthreads > 1:
+        for blk in prange(nb, num_threads=_nthreads, schedule='static'):
+            j0 = blk * COL_BLOCK
+            j1 = j0 + COL_BLOCK
+            if j1 > k:
+                j1 = k
+            _cols_delta_db(dZ, A, act, db, n, k, j0, j1)
+    else:
+        _cols_delta_db(dZ, A, act, db, n, k, 0, k)
+
+
+cdef inline double _row_output(real *z, real *y, int loss, real *dz, double w,
+                               Py_ssize_t k) noexcept nogil:
+    """Loss of one sample from its logits, and dz = w * (g(z) - y)."""
+    cdef Py_ssize_t j
+    cdef double m, s, lse, li = 0.0, zj, yj, d
+    if loss == CROSS_ENTROPY:
+        m = -INFINITY
+        for j in range(k):
+            if z[j] > m:
+                m = z[j]
+        s = 0.0
+        for j in range(k):
+            s += exp(z[j] - m)
+        lse = m + log(s)
+        for j in range(k):
+            yj = y[j]
+            if yj != 0:  # skip 0 * inf when the logit gap overflows
+                li += yj * (lse - z[j])
+            dz[j] = <real>((exp(z[j] - lse) - yj) * w)
+    elif loss == BCE:
+        for j in range(k):
+            zj = z[j]
+            yj = y[j]
+            li += _softplus_d(zj) - yj * zj
+            dz[j] = <real>((_sigmoid_d(zj) - yj) * w)
+    else:
+        for j in range(k):
+            d = <double>z[j] - y[j]
+            li += 0.5 * d * d
+            dz[j] = <real>(d * w)
+    return li
+
+
+cdef double _output_step(real *Z, real *Y, int loss, real *dZ, real *sw, Py_ssize_t n,
+                         Py_ssize_t k) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double inv_n = 1.0 / n, total = 0.0, w
+    if n * k >= PAR_MIN and n > 1 and _nthreads > 1:
+        for i in prange(n, num_threads=_nthreads, schedule='static'):
+            w = 1.0 if sw == NULL else sw[i]
+            total += w * _row_output(Z + i * k, Y + i * k, loss, dZ + i * k, w * inv_n, k)
+    else:
+        for i in range(n):
+            w = 1.0 if sw == NULL else sw[i]
+            total += w * _row_output(Z + i * k, Y + i * k, loss, dZ + i * k, w * inv_n, k)
+    return total * inv_n
+
+
+# ---------------------------------------------------------------------------------------------
+# parameter updates
+
+cdef inline void _sgd_range(real *p, real *g, Py_ssize_t lo, Py_ssize_t hi, real lr,
+                            real l2) noexcept nogil:
+    cdef Py_ssize_t i
+    if l2 != 0:
+        for i in range(lo, hi):
+            p[i] = p[i] - lr * (g[i] + l2 * p[i])
+    else:
+        for i in range(lo, hi):
+            p[i] = p[i] - lr * g[i]
+
+
+cdef inline void _momentum_range(real *p, real *g, real *v, Py_ssize_t lo, Py_ssize_t hi,
+                                 real lr, real mu, real l2, bint nesterov) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef real gi, vi
+    for i in range(lo, hi):
+        gi = g[i] + l2 * p[i]
+        vi = mu * v[i] - lr * gi
+        v[i] = vi
+        if nesterov:
+            p[i] = p[i] + (mu * vi - lr * gi)
+        else:
+            p[i] = p[i] + vi
+
+
+cdef inline void _adam_range(real *p, real *g, real *m, real *v, Py_ssize_t lo, Py_ssize_t hi,
+                             real step, real b1, real b2, real eps, real l2) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef real gi, mi, vi, c1 = 1 - b1, c2 = 1 - b2
+    for i in range(lo, hi):
+        gi = g[i] + l2 * p[i]
+        mi = b1 * m[i] + c1 * gi
+        vi = b2 * v[i] + c2 * gi * gi
+        m[i] = mi
+        v[i] = vi
+        if real is float:
+            p[i] = p[i] - step * mi / (sqrtf(vi) + eps)
+        else:
+            p[i] = p[i] - step * mi / (sqrt(vi) + eps)
+
+
+cdef void _update_range(int kind, real *p, real *g, real *s1, real *s2, Py_ssize_t lo,
+                        Py_ssize_t hi, real lr, real mu, real step, real b1, real b2, real eps,
+                        real l2) noexcept nogil:
+    if kind == OPT_SGD:
+        _sgd_range(p, g, lo, hi, lr, l2)
+    elif kind == OPT_ADAM:
+        _adam_range(p, g, s1, s2, lo, hi, step, b1, b2, eps, l2)
+    else:
+        _momentum_range(p, g, s1, lo, hi, lr, mu, l2, kind == OPT_NESTEROV)
+
+
+cdef void _update_all(int kind, real *p, real *g, real *s1, real *s2, Py_ssize_t size, real lr,
+                      real mu, real step, real b1, real b2, real eps, real l2) noexcept nogil:
+    """One optimiser pass over ``size`` elements, in equal chunks over threads when large."""
+    cdef Py_ssize_t c, nchunk, lo, hi
+    if size >= PAR_MIN and _nthreads > 1:
+        nchunk = _nthreads
+        for c in prange(nchunk, num_threads=_nthreads, schedule='static', chunksize=1):
+            lo = (size * c) // nchunk
+            hi = (size * (c + 1)) // nchunk
+            _update_range(kind, p, g, s1, s2, lo, hi, lr, mu, step, b1, b2, eps, l2)
+    else:
+        _update_range(kind, p, g, s1, s2, 0, size, lr, mu, step, b1, b2, eps, l2)
+
+
+cdef inline double _adam_step(double lr, double beta1, double beta2, double t) noexcept nogil:
+    return (lr * sqrt(1.0 - beta2 ** t) / (1.0 - beta1 ** t))
+
+
+cdef void _update(int opt, double *hyper, real *p, real *g, real *s1, real *s2,
+                  Py_ssize_t size, double t, real l2) noexcept nogil:
+    cdef real step = 0
+    if opt == OPT_ADAM:
+        step = <real>_adam_step(hyper[H_LR], hyper[H_BETA1], hyper[H_BETA2], t)
+    _update_all(opt, p, g, s1, s2, size, <real>hyper[H_LR], <real>hyper[H_MOMENTUM], step,
+                <real>hyper[H_BETA1], <real>hyper[H_BETA2], <real>hyper[H_EPS], l2)
+
+
+cdef bint _all_finite(real *x, Py_ssize_t size) noexcept nogil:
+    """True if no element is inf or NaN: an exponent-bits test that vectorises."""
+    cdef Py_ssize_t i
+    cdef uint32_t acc32 = 0
+    cdef uint64_t acc64 = 0
+    cdef uint32_t *u32
+    cdef uint64_t *u64
+    if real is float:
+        u32 = <uint32_t *>x
+        for i in range(size):
+            acc32 |= (u32[i] & 0x7f800000u) + 0x00800000u
+        return (acc32 & 0x80000000u) == 0
+    else:
+        u64 = <uint64_t *>x
+        for i in range(size):
+            acc64 |= (u64[i] & 0x7ff0000000000000u) + 0x0010000000000000u
+        return (acc64 & 0x8000000000000000u) == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# the whole epoch
+
+cdef int _train_epoch(real *X, real *Y, real *sw, int64_t *order64, int32_t *order32,
+                      Py_ssize_t N, real *theta, real *grad, int64_t *shapes, int64_t *acts,
+                      int L, int loss, Py_ssize_t B, int opt, double *hyper, real *s1, real *s2,
+                      bint has_state, int64_t t0, real *work, double *loss_sum) noexcept nogil:
+    cdef Py_ssize_t n_in = shapes[1], k = shapes[2 * (L - 1)], width = 0
+    cdef Py_ssize_t l, i, j, start, n, r, o, fi, off, w0, b0, b1, a_prev_off
+    cdef Py_ssize_t p_off[64]
+    cdef Py_ssize_t a_off[64]
+    cdef Py_ssize_t d_off0, d_off1
+    cdef real *Xb
+    cdef real *Yb
+    cdef real *swb
+    cdef real *prev
+    cdef real *dZ
+    cdef real *nxt
+    cdef real l2 = <real>hyper[H_L2], lr = <real>hyper[H_LR]
+    cdef double value, total = 0.0
+    cdef int done = 0, act
+    cdef bint ok, fold
+    for l in range(L):
+        if shapes[2 * l] > width:
+            width = shapes[2 * l]
+    p_off[0] = 0
+    a_off[0] = B * (n_in + k + 1)
+    for l in range(L):
+        p_off[l + 1] = p_off[l] + shapes[2 * l] * shapes[2 * l + 1] + shapes[2 * l]
+        a_off[l + 1] = a_off[l] + B * shapes[2 * l]
+    d_off0 = a_off[L]
+    d_off1 = d_off0 + B * width
+    start = 0
+    while start < N:
+        n = B if N - start > B else N - start
+        # gather the batch (rows in place when there is no order)
+        if order64 == NULL and order32 == NULL:
+            Xb = X + start * n_in
+            Yb = Y + start * k
+            swb = NULL if sw == NULL else sw + start
+        else:
+            Xb = work
+            Yb = work + B * n_in
+            swb = NULL if sw == NULL else work + B * (n_in + k)
+            for i in range(n):
+                r = order64[start + i] if order64 != NULL else order32[start + i]
+                for j in range(n_in):
+                    Xb[i * n_in + j] = X[r * n_in + j]
+                for j in range(k):
+                    Yb[i * k + j] = Y[r * k + j]
+                if sw != NULL:
+                    swb[i] = sw[r]
+        # forward; the last layer keeps its logits for the fused output step
+        prev = Xb
+        for l in range(L):
+            o = shapes[2 * l]
+            fi = shapes[2 * l + 1]
+            _x_wt(prev, theta + p_off[l], work + a_off[l], <int>n, <int>fi, <int>o)
+            _bias_act(work + a_off[l], theta + p_off[l] + o * fi,
+                      IDENTITY if l == L - 1 else <int>acts[l], n, o)
+            prev = work + a_off[l]
+        dZ = work + d_off0
+        value = _output_step(prev, Yb, loss, dZ, swb, n, k)
+        # backward, ping-ponging the delta between the two buffers. With plain SGD the first
+        # layer's update is folded into its weight-gradient GEMM (W = (1 - lr*l2) W - lr dZ.T X,
+        # beta = 1, no dW), done after every other gradient and that layer's dZ are checked.
+        fold = _fold_sgd and opt == OPT_SGD
+        for l in range(L - 1, -1, -1):
+            o = shapes[2 * l]
+            fi = shapes[2 * l + 1]
+            act = IDENTITY if l == L - 1 else <int>acts[l]
+            _delta_db(dZ, work + a_off[l], act, grad + p_off[l] + o * fi, n, o)
+            prev = Xb if l == 0 else work + a_off[l - 1]
+            if l > 0 or not fold:
+                _dzt_a(dZ, prev, grad + p_off[l], <int>n, <int>fi, <int>o, <real>1, <real>0)
+            if l > 0:
+                off = d_off1 if (L - l) % 2 == 1 else d_off0
+                nxt = work + off
+                _dz_w(dZ, theta + p_off[l], nxt, <int>n, <int>fi, <int>o)
+                dZ = nxt
+        if fold:  # dZ is the first layer's delta
+            o = shapes[0]
+            fi = shapes[1]
+            ok = (value - value == 0.0 and _all_finite(grad + o * fi, p_off[L] - o * fi)
+                  and _all_finite(dZ, n * o))
+        else:
+            ok = value - value == 0.0 and _all_finite(grad, p_off[L])
+        if not ok:
+            break
+        for l in range(L):
+            o = shapes[2 * l]
+            fi = shapes[2 * l + 1]
+            w0 = p_off[l]
+            b0 = w0 + o * fi
+            b1 = p_off[l + 1]
+            if fold and l == 0:
+                _dzt_a(dZ, Xb, theta, <int>n, <int>fi, <int>o, -lr, 1 - lr * l2)
+                _update(opt, hyper, theta + b0, grad + b0, s1, s2, b1 - b0,
+                        <double>(t0 + done + 1), 0)
+            elif has_state:
+                _update(opt, hyper, theta + w0, grad + w0, s1 + w0, s2 + w0, b0 - w0,
+                        <double>(t0 + done + 1), l2)
+                _update(opt, hyper, theta + b0, grad + b0, s1 + b0, s2 + b0, b1 - b0,
+                        <double>(t0 + done + 1), 0)
+            else:
+                _update(opt, hyper, theta + w0, grad + w0, s1, s2, b0 - w0,
+                        <double>(t0 + done + 1), l2)
+                _update(opt, hyper, theta + b0, grad + b0, s1, s2, b1 - b0,
+                        <double>(t0 + done + 1), 0)
+        total += value * n
+        done += 1
+        start += B
+    loss_sum[0] = total
+    return done
+
+
+# ---------------------------------------------------------------------------------------------
+# the contract (see fastnn.kernels)
+
+cdef inline void *_data(object a):
+    return cnp.PyArray_DATA(<cnp.ndarray>a)
+
+
+cdef inline bint _is_f32(object a):
+    return cnp.PyArray_TYPE(<cnp.ndarray>a) == cnp.NPY_FLOAT32
+
+
+def forward(X, W, b, int act, out):
+    """``out[:] = g(X @ W.T + b)``; see ``fastnn.kernels``."""
+    cdef cnp.npy_intp *ws = cnp.PyArray_DIMS(<cnp.ndarray>W)
+    cdef int n = <int>cnp.PyArray_DIM(<cnp.ndarray>X, 0), fout = <int>ws[0], fin = <int>ws[1]
+    cdef void *px = _data(X)
+    cdef void *pw = _data(W)
+    cdef void *pb = _data(b)
+    cdef void *po = _data(out)
+    if _is_f32(X):
+        with nogil:
+            _x_wt(<float *>px, <float *>pw, <float *>po, n, fin, fout)
+            _bias_act(<float *>po, <float *>pb, act, n, fout)
+    else:
+        with nogil:
+            _x_wt(<double *>px, <double *>pw, <double *>po, n, fin, fout)
+            _bias_act(<double *>po, <double *>pb, act, n, fout)
+
+
+def backward(dZ, A, A_prev, W, int act, dW, db, dA_prev):
+    """dZ *= g'(A); dW = dZ.T @ A_prev; db = dZ.sum(0); dA_prev = dZ @ W unless None."""
+    cdef cnp.npy_intp *ws = cnp.PyArray_DIMS(<cnp.ndarray>W)
+    cdef int n = <int>cnp.PyArray_DIM(<cnp.ndarray>dZ, 0), fout = <int>ws[0], fin = <int>ws[1]
+    cdef void *pz = _data(dZ)
+    cdef void *pa = _data(A)
+    cdef void *pp = _data(A_prev)
+    cdef void *pw = _data(W)
+    cdef void *pdw = _data(dW)
+    cdef void *pdb = _data(db)
+    cdef void *pda = NULL if dA_prev is None else _data(dA_prev)
+    if _is_f32(dZ):
+        with nogil:
+            _delta_db(<float *>pz, <float *>pa, act, <float *>pdb, n, fout)
+            _dzt_a(<float *>pz, <float *>pp, <float *>pdw, n, fin, fout, 1, 0)
+            if pda != NULL:
+                _dz_w(<float *>pz, <float *>pw, <float *>pda, n, fin, fout)
+    else:
+        with nogil:
+            _delta_db(<double *>pz, <double *>pa, act, <double *>pdb, n, fout)
+            _dzt_a(<double *>pz, <double *>pp, <double *>pdw, n, fin, fout, 1, 0)
+            if pda != NULL:
+                _dz_w(<double *>pz, <double *>pw, <double *>pda, n, fin, fout)
+
+
+def output_step(Z, Y, int loss, dZ, sw):
+    """Loss from the logits Z and ``dZ = sw * (g(Z) - Y) / n`` in one pass; returns the loss."""
+    cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>Z, 0), k = cnp.PyArray_DIM(<cnp.ndarray>Z, 1)
+    cdef void *pz = _data(Z)
+    cdef void *py = _data(Y)
+    cdef void *pd = _data(dZ)
+    cdef void *ps = NULL if sw is None else _data(sw)
+    cdef double value
+    if _is_f32(Z):
+        with nogil:
+            value = _output_step(<float *>pz, <float *>py, loss, <float *>pd, <float *>ps, n, k)
+    else:
+        with nogil:
+            value = _output_step(<double *>pz, <double *>py, loss, <double *>pd, <double *>ps,
+                                 n, k)
+    return value
+
+
+def sgd_update(p, g, double lr, double l2):
+    """``p -= lr * (g + l2 * p)``."""
+    cdef Py_ssize_t size = cnp.PyArray_SIZE(<cnp.ndarray>p)
+    cdef void *pp = _data(p)
+    cdef void *pg = _data(g)
+    if _is_f32(p):
+        with nogil:
+            _update_all(OPT_SGD, <float *>pp, <float *>pg, NULL, NULL, size, <float>lr, 0, 0,
+                        0, 0, 0, <float>l2)
+    else:
+        with nogil:
+            _update_all(OPT_SGD, <double *>pp, <double *>pg, NULL, NULL, size, lr, 0, 0, 0, 0,
+                        0, l2)
+
+
+def momentum_update(p, g, v, double lr, double mu, double l2, bint nesterov):
+    """``v = mu * v - lr * (g + l2 * p)``; ``p += v`` (or the Nesterov step)."""
+    cdef Py_ssize_t size = cnp.PyArray_SIZE(<cnp.ndarray>p)
+    cdef void *pp = _data(p)
+    cdef void *pg = _data(g)
+    cdef void *pv = _data(v)
+    cdef int kind = OPT_NESTEROV if nesterov else OPT_MOMENTUM
+    if _is_f32(p):
+        with nogil:
+            _update_all(kind, <float *>pp, <float *>pg, <float *>pv, NULL, size, <float>lr,
+                        <float>mu, 0, 0, 0, 0, <float>l2)
+    else:
+        with nogil:
+            _update_all(kind, <double *>pp, <double *>pg, <double *>pv, NULL, size, lr, mu, 0,
+                        0, 0, 0, l2)
+
+
+def adam_update(p, g, m, v, double lr, double beta1, double beta2, double eps, double t,
+                double l2):
+    """Adam with bias correction at step ``t`` (1-based) on ``g + l2 * p``."""
+    cdef Py_ssize_t size = cnp.PyArray_SIZE(<cnp.ndarray>p)
+    cdef void *pp = _data(p)
+    cdef void *pg = _data(g)
+    cdef void *pm = _data(m)
+    cdef void *pv = _data(v)
+    if _is_f32(p):
+        with nogil:
+            _update_all(OPT_ADAM, <float *>pp, <float *>pg, <float *>pm, <float *>pv, size, 0, 0,
+                        <float>_adam_step(lr, beta1, beta2, t), <float>beta1, <float>beta2,
+                        <float>eps, <float>l2)
+    else:
+        with nogil:
+            _update_all(OPT_ADAM, <double *>pp, <double *>pg, <double *>pm, <double *>pv, size,
+                        0, 0, _adam_step(lr, beta1, beta2, t), beta1, beta2, eps, l2)
+
+
+def train_epoch(X, Y, sw, order, theta, grad, shapes, acts, int loss, Py_ssize_t batch_size,
+                int opt, hyper, s1, s2, long long t0, work):
+    """One epoch of mini-batch training in compiled code; returns ``(loss_sum, n_done)``."""
+    cdef int L = <int>cnp.PyArray_DIM(<cnp.ndarray>shapes, 0)
+    cdef Py_ssize_t N = cnp.PyArray_DIM(<cnp.ndarray>(X if order is None else order), 0)
+    cdef void *px = _data(X)
+    cdef void *py = _data(Y)
+    cdef void *ps = NULL if sw is None else _data(sw)
+    cdef int64_t *o64 = NULL
+    cdef int32_t *o32 = NULL
+    cdef void *pt = _data(theta)
+    cdef void *pg = _data(grad)
+    cdef void *p1 = _data(s1)
+    cdef void *p2 = _data(s2)
+    cdef void *pw = _data(work)
+    cdef int64_t *psh
+    cdef int64_t *pac
+    cdef double *ph = <double *>_data(hyper)
+    cdef bint has_state = cnp.PyArray_SIZE(<cnp.ndarray>s1) > 0
+    cdef double loss_sum = 0.0
+    cdef int done
+    if L > 63:
+        raise ValueError("at most 63 layers")
+    # small int arrays of any integer dtype: normalise (not a hot path)
+    import numpy as np
+    shapes = np.ascontiguousarray(shapes, dtype=np.int64)
+    acts = np.ascontiguousarray(acts, dtype=np.int64)
+    psh = <int64_t *>_data(shapes)
+    pac = <int64_t *>_data(acts)
+    if order is not None:
+        if cnp.PyArray_ITEMSIZE(<cnp.ndarray>order) == 4:
+            o32 = <int32_t *>_data(order)
+        else:
+            o64 = <int64_t *>_data(order)
+    if _is_f32(X):
+        with nogil:
+            done = _train_epoch(<float *>px, <float *>py, <float *>ps, o64, o32, N,
+                                <float *>pt, <float *>pg, psh, pac, L, loss, batch_size, opt,
+                                ph, <float *>p1, <float *>p2, has_state, t0, <float *>pw,
+                                &loss_sum)
+    else:
+        with nogil:
+            done = _train_epoch(<double *>px, <double *>py, <double *>ps, o64, o32, N,
+                                <double *>pt, <double *>pg, psh, pac, L, loss, batch_size, opt,
+                                ph, <double *>p1, <double *>p2, has_state, t0, <double *>pw,
+                                &loss_sum)
+    return loss_sum, done

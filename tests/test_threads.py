@@ -1,0 +1,160 @@
+"""The one thread policy: fastnn.set_num_threads/get_num_threads, the environment, and every pool."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import _blas, _threads
+
+
+def run_py(code, **env):
+    """Run ``code`` in a fresh interpreter with extra environment; return its stdout (JSON)."""
+    full = {k: v for k, v in os.environ.items()
+            if k not in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                         "OPENBLAS_CORETYPE", "FASTNN_BLAS")}
+    full.update(env)
+    out = subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def restore_threads():
+    old = fastnn.get_num_threads()
+    yield
+    fastnn.set_num_threads(old)
+
+
+def blas_thread_counts():
+    from threadpoolctl import threadpool_info
+
+    return {lib["filepath"]: lib["num_threads"] for lib in threadpool_info()
+            if lib["user_api"] == "blas"}
+
+
+def test_set_and_get(restore_threads):
+    from fastnn.kernels import cython_cpu  # noqa: F401  (loads fastnn's BLAS first)
+    from fastnn.kernels import _cython_cpu
+
+    fastnn.set_num_threads(1)
+    assert fastnn.get_num_threads() == 1
+    assert _cython_cpu.get_num_threads() == 1
+    counts = blas_thread_counts()
+    assert counts and set(counts.values()) == {1}
+    if _blas.load()["library"] == "scipy-openblas32":
+        assert _blas.get_num_threads() == 1
+    fastnn.set_num_threads(2)
+    assert fastnn.get_num_threads() == 2
+    if _cython_cpu.openmp_enabled():
+        assert _cython_cpu.get_num_threads() == 2
+    if _blas.load()["library"] == "scipy-openblas32":
+        assert _blas.get_num_threads() == min(2, 64)
+
+
+def test_numba_follows(restore_threads):
+    numba = pytest.importorskip("numba")
+    from fastnn import _backend
+
+    _backend.kernels("numba")
+    fastnn.set_num_threads(1)
+    assert numba.get_num_threads() == 1
+    fastnn.set_num_threads(2)
+    assert numba.get_num_threads() == min(2, numba.config.NUMBA_NUM_THREADS)
+
+
+@pytest.mark.parametrize("bad", [0, -3])
+def test_rejects_nonpositive(bad):
+    with pytest.raises(ValueError):
+        fastnn.set_num_threads(bad)
+
+
+@pytest.mark.parametrize("bad", ["2", 2.0, True, None])
+def test_rejects_non_integers(bad):
+    with pytest.raises(TypeError):
+        fastnn.set_num_threads(bad)
+
+
+def test_numpy_integer_accepted(restore_threads):
+    fastnn.set_num_threads(np.int64(1))
+    assert fastnn.get_num_threads() == 1
+
+
+CODE_ENV = """
+import json, fastnn
+from fastnn.kernels import cython_cpu, _cython_cpu
+from fastnn import _blas
+print(json.dumps([fastnn.get_num_threads(), _cython_cpu.get_num_threads(),
+                  _blas.get_num_threads(), _cython_cpu.openmp_enabled()]))
+"""
+
+
+def test_omp_num_threads_respected():
+    n, omp, blas, has_omp = run_py(CODE_ENV, OMP_NUM_THREADS="1")
+    assert n == 1 and omp == 1
+    assert blas in (1, None)
+
+
+def test_numba_num_threads_respected():
+    n, omp, blas, has_omp = run_py(CODE_ENV, NUMBA_NUM_THREADS="1")
+    assert n == 1 and omp == 1
+    assert blas in (1, None)
+
+
+def test_default_is_cpu_count():
+    n, omp, blas, has_omp = run_py(CODE_ENV)
+    assert n == _threads.cpu_count()
+    if has_omp:
+        assert omp == n
+
+
+def test_import_loads_no_backend_and_no_blas():
+    code = ("import json, sys, fastnn\n"
+            "from fastnn import _blas\n"
+            "mods = [m for m in sys.modules if m.startswith(('numba', 'scipy_openblas32')) or m.endswith(('_cpu', '_cuda', '_numba_blas'))]\n"
+            "print(json.dumps([mods, _blas.loaded() is None]))")
+    mods, not_loaded = run_py(code)
+    assert mods == [] and not_loaded
+
+
+def test_results_do_not_depend_on_thread_count(restore_threads):
+    from fastnn import _codes as C
+    from fastnn.kernels import cython_cpu as cy
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((400, 300)).astype(np.float32)
+    W = rng.standard_normal((200, 300)).astype(np.float32)
+    b = rng.standard_normal(200).astype(np.float32)
+    outs = []
+    for n in (1, 2):
+        fastnn.set_num_threads(n)
+        out = np.empty((400, 200), np.float32)
+        cy.forward(X, W, b, C.TANH, out)
+        dZ = out.copy()
+        dW, db = np.empty_like(W), np.empty_like(b)
+        cy.backward(dZ, out, X, W, C.TANH, dW, db, None)
+        outs.append((out, dZ, dW, db))
+    for a, c in zip(*outs):
+        # BLAS may sum in another order with another thread count: equal to rounding
+        np.testing.assert_allclose(a, c, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(c).max()))
+
+
+def test_show_config_reports_blas_openmp_and_threads():
+    import io
+
+    buf = io.StringIO()
+    fastnn.show_config(file=buf)
+    text = buf.getvalue()
+    info = _blas.load()
+    assert info["library"] in text
+    core = info.get("coretype")
+    if core:
+        assert f"BLAS core type        {core}" in text
+    assert f"threads               {fastnn.get_num_threads()}" in text
+    assert "OpenMP (Cython)" in text and "threading layer" in text
+    assert "backends available" in text and "numpy" in text
