@@ -15,6 +15,7 @@ import numpy as np
 from . import _device
 from ._codes import BCE, CROSS_ENTROPY, H_L2, H_LR
 from ._pipeline import forward_pass
+from ._validation import all_finite
 from .optim import invscaling_lr
 
 _EVAL_ROWS = 4096  # rows per forward pass when scoring, to bound the scratch memory
@@ -111,13 +112,6 @@ def _penalty(weights, l2):
     return 0.5 * l2 * total
 
 
-def _host_finite(a):
-    if a.size <= 65536:  # cheaper than a guarded sum for small vectors
-        return bool(np.isfinite(a).all())
-    with np.errstate(over="ignore", invalid="ignore"):  # a sum is finite only if every term is
-        return bool(np.isfinite(np.add.reduce(a))) or bool(np.isfinite(a).all())
-
-
 def _bar(total, enabled):
     if not enabled:
         return None
@@ -137,7 +131,7 @@ def _one_epoch(model, K, ops, X, Y, sw, order, bs, chunk, opt, hyper, arrays, sa
     FloatingPointError names the failing step.
     """
     theta, grad, s1, s2, work = arrays
-    finite = _host_finite if isinstance(theta, np.ndarray) else ops.all_finite
+    finite = all_finite if isinstance(theta, np.ndarray) else ops.all_finite
     n = X.shape[0]
     total = 0.0
     live = (theta, s1, s2)

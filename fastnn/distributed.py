@@ -21,7 +21,7 @@ from . import _backend, _device
 from ._codes import H_BETA1, H_BETA2, H_EPS, H_L2, H_LR, H_MOMENTUM, OPT_ADAM, OPT_NESTEROV, OPT_SGD
 from ._pipeline import batch_gradients
 from ._validation import (
-    _all_finite, check_nonnegative_float, check_positive_float, check_positive_int,
+    all_finite, check_nonnegative_float, check_positive_float, check_positive_int,
 )
 from .kernels.layout import param_offsets, param_views, work_views
 from .optim import get_optimizer
@@ -327,7 +327,7 @@ class _Run:
             where = f"epoch {epoch + 1}, step {step + 1}"
             if recv[P + 2] != 0:
                 _agree(self.comm, failed, RuntimeError, f"distributed fit stopped at {where}")
-            if not _all_finite(recv):
+            if not all_finite(recv):
                 _diverged(self.comm, send, where, "the loss or a gradient is not finite",
                           "the model keeps its last finite parameters")
             g = recv[:P]
@@ -335,7 +335,7 @@ class _Run:
             m._opt_t += 1
             _update(self.K, m, self.opt, self.hyper, g, self.s1, self.s2, m._opt_t,
                     float(self.hyper[H_L2]))
-            if not _all_finite(m._theta):
+            if not all_finite(m._theta):
                 for keep, a in zip(self.saved, live):
                     np.copyto(a, keep)
                 m._opt_t = snap_t
@@ -350,7 +350,7 @@ class _Run:
 
 def _diverged(comm, send, where, what, kept):
     """Collective: raise FloatingPointError on every rank, naming the ranks whose part was bad."""
-    local = np.array([send is not None and not _all_finite(send)], np.uint8)
+    local = np.array([send is not None and not all_finite(send)], np.uint8)
     every = np.empty(comm.Get_size(), np.uint8)
     comm.Allgather(local, every)
     ranks = np.flatnonzero(every).tolist()

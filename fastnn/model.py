@@ -80,8 +80,7 @@ class MLP:
         for layer, (W, b), (dW, db) in zip(layers, param_views(self._theta, self._shapes),
                                            param_views(self._grad, self._shapes)):
             layer._bind(W, b, dW, db)
-        self._work = np.zeros(0, dtype=self.dtype)
-        self._theta_keep = None
+        self._reset_scratch()
         self.reset_optimizer()
 
     @classmethod
@@ -247,8 +246,17 @@ class MLP:
         return float(1 - ss / st) if st > 0 else 0.0
 
     # training ---------------------------------------------------------------------------
+    _SCRATCH = ("_work", "_theta_keep", "_onehot", "_rows")
+
+    def _reset_scratch(self):
+        """(Re)create the scratch buffers training reuses; they are never pickled."""
+        self._work = np.zeros(0, dtype=self.dtype)
+        self._work_per_row = workspace_size(self._shapes, 1)  # linear in the batch size
+        self._theta_keep = np.empty_like(self._theta)
+        self._onehot = self._rows = None
+
     def _workspace(self, batch):
-        need = workspace_size(self._shapes, batch)
+        need = batch * self._work_per_row
         if self._work.size < need:
             self._work = np.zeros(need, dtype=self.dtype)
         return self._work
@@ -279,20 +287,37 @@ class MLP:
         lr = check_positive_float(lr, "lr")
         self._check_trainable()
         K = self._kernels()
-        # host arrays, or (cuda) the model's device copies, with X and y uploaded once
+        if _device.on_device(K):
+            return self._train_step_device(K, X, y, lr)
+        # Host path, kept lean: at batch 32 the Python around the kernel costs as much as it.
+        _device.sync_host(self)
+        X = self._check_X(X)
+        n = X.shape[0]
+        Y = self._step_targets(y, n)
+        hyper = self._step_hyper
+        hyper[H_LR] = lr
+        # The kernels stop before an update whose loss or gradient is not finite, but a finite
+        # gradient times a huge lr can still overflow the parameters: keep a copy to restore.
+        theta, keep = self._theta, self._theta_keep
+        np.copyto(keep, theta)
+        loss_sum, done = K.train_epoch(
+            X, Y, None, None, theta, self._grad, self._shapes, self._acts, self._loss, n,
+            OPT_SGD, hyper, self._no_state, self._no_state, 0, self._workspace(n))
+        if done == 0:
+            raise FloatingPointError("train_step: the loss or gradient is not finite; the model "
+                                     "was not updated")
+        if not all_finite(theta):
+            np.copyto(theta, keep)
+            raise FloatingPointError("train_step: the update overflowed the parameters (try a "
+                                     "smaller learning rate); the model was not updated")
+        return loss_sum / n
+
+    def _train_step_device(self, K, X, y, lr):
+        """train_step on a device backend: the model's device copies, X and y uploaded once."""
         _, X, Y, theta, grad, work_for, state_for, trained = _device.fit_arrays(self, K, X, y)
         n = X.shape[0]
         hyper = self._step_hyper
         hyper[H_LR] = lr
-        # The kernels stop before an update whose loss or gradient is not finite, but a finite
-        # gradient times a huge lr can still overflow the parameters: keep a copy to restore
-        # (host arrays; the cuda backend's device copy is not covered here).
-        on_host = theta is self._theta
-        if on_host:
-            keep = self._theta_keep
-            if keep is None or keep.size != theta.size:
-                keep = self._theta_keep = np.empty_like(theta)
-            np.copyto(keep, theta)
         none = state_for(self._no_state)
         loss_sum, done = K.train_epoch(
             X, Y, None, None, theta, grad, self._shapes, self._acts, self._loss, n,
@@ -301,11 +326,25 @@ class MLP:
         if done == 0:
             raise FloatingPointError("train_step: the loss or gradient is not finite; the model "
                                      "was not updated")
-        if on_host and not all_finite(theta):
-            np.copyto(theta, keep)
-            raise FloatingPointError("train_step: the update overflowed the parameters (try a "
-                                     "smaller learning rate); the model was not updated")
         return loss_sum / n
+
+    def _step_targets(self, y, n):
+        """Targets for train_step: integer class labels go into a reused one-hot buffer.
+
+        Anything else (and any label out of range, for its error message) takes ``_targets``.
+        """
+        if (self._loss == CROSS_ENTROPY and isinstance(y, np.ndarray) and y.ndim == 1
+                and y.dtype.kind in "iu" and y.shape[0] == n):
+            k = self._shapes[-1, 0]
+            if 0 <= y.min() and y.max() < k:
+                if self._onehot is None or self._onehot.shape[0] < n:
+                    self._onehot = np.zeros((n, k), dtype=self.dtype)
+                    self._rows = np.arange(n)
+                Y = self._onehot[:n]
+                Y.fill(0)
+                Y[self._rows[:n], y] = 1
+                return Y
+        return self._targets(y, n)
 
     def reset_optimizer(self):
         """Forget optimiser state (momentum velocity, Adam moments and step count)."""
@@ -344,15 +383,15 @@ class MLP:
         state.pop("_mirror", None)
         state["layers"] = [(l.in_features, l.out_features, l.activation) for l in self.layers]
         state.pop("_grad")
-        state["_theta_keep"] = None
-        state["_work"] = np.zeros(0, dtype=self.dtype)
+        for name in self._SCRATCH:
+            state.pop(name, None)
         return state
 
     def __setstate__(self, state):
         specs = state.pop("layers")
-        state.setdefault("_theta_keep", None)
         self.__dict__.update(state)
         self._grad = np.zeros_like(self._theta)
+        self._reset_scratch()
         self.layers = []
         for (i, o, a), (W, b), (dW, db) in zip(specs, param_views(self._theta, self._shapes),
                                                param_views(self._grad, self._shapes)):
