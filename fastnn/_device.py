@@ -142,22 +142,28 @@ class DeviceOps:
         return self.K.all_finite(a)
 
 
-def fit_arrays(model, K, X, y):
+def fit_arrays(model, K, X, y, checked=False):
     """Everything ``fit`` hands the kernels, on the device for a device backend, else the host.
 
     Returns ``(ops, X, Y, theta, grad, work_for, state_for, done)``: ``work_for(batch)`` gives the
     workspace, ``state_for(host_vector)`` the optimiser state array, and ``done()`` is called
-    after training. Host data goes up once here.
+    after training. Host data goes up once here. With ``checked``, X and y (dense targets) were
+    validated by the caller and are only placed, not checked again.
     """
     if not on_device(K):
         sync_host(model)
-        X = model._check_X(X)
-        return (HostOps, X, model._targets(y, X.shape[0]), model._theta, model._grad,
-                model._workspace, lambda s: s, lambda: None)
+        if not checked:
+            X = model._check_X(X)
+            y = model._targets(y, X.shape[0])
+        return (HostOps, X, y, model._theta, model._grad, model._workspace, lambda s: s,
+                lambda: None)
     m = mirror(model, K)
-    X, _ = as_input(K, X, model.dtype, model.layers[0].in_features)
-    y = K.to_host(y) if K.is_device_array(y) else y
-    Y = K.to_device(model._targets(y, X.shape[0]))
+    if checked:  # device arrays are wrapped without a copy, host arrays go up once
+        X, Y = K.to_device(X), K.to_device(y)
+    else:
+        X, _ = as_input(K, X, model.dtype, model.layers[0].in_features)
+        y = K.to_host(y) if K.is_device_array(y) else y
+        Y = K.to_device(model._targets(y, X.shape[0]))
     from .kernels.layout import workspace_size
 
     def work_for(batch):

@@ -222,7 +222,7 @@ def run(model, X, Y, sw, plan, state, history, val=None, callbacks=()):
     device = _device.on_device(K)
     X_host = None if device and K.is_device_array(X) else X
     # host arrays, or device copies for a device backend (data goes up once per call)
-    ops, X, Y, theta, grad, work_for, state_for, trained = _device.fit_arrays(model, K, X, Y)
+    ops, X, Y, theta, grad, work_for, state_for, trained = _device.fit_arrays(model, K, X, Y, checked=True)
     if sw is not None and device:
         sw = K.to_device(sw)
     n = X.shape[0]
