@@ -46,9 +46,14 @@ def config():
         info["cython_omp_threads"] = _cython_cpu.get_num_threads()
         from .kernels import cython_cpu
 
-        info["omp_wait_policy"] = ("passive (set by fastnn)" if cython_cpu._SET_WAIT_POLICY else
-                                   "OMP_WAIT_POLICY=" + os.environ.get("OMP_WAIT_POLICY", "")
-                                   + " GOMP_SPINCOUNT=" + os.environ.get("GOMP_SPINCOUNT", ""))
+        if cython_cpu.OPENMP_SHARED_SPINNING:
+            info["omp_wait_policy"] = ("active (libgomp was loaded by another library first; "
+                                       "the OpenMP loops run on 1 thread)")
+        elif cython_cpu._SET_WAIT_POLICY:
+            info["omp_wait_policy"] = "passive (set by fastnn)"
+        else:
+            info["omp_wait_policy"] = ("OMP_WAIT_POLICY=" + os.environ.get("OMP_WAIT_POLICY", "")
+                                       + " GOMP_SPINCOUNT=" + os.environ.get("GOMP_SPINCOUNT", ""))
     info["numba"] = _numba_info()
     return info
 

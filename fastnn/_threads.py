@@ -1,11 +1,15 @@
-"""One thread count for everything fastnn runs in parallel: BLAS, Cython's OpenMP and Numba.
+"""One thread count for everything fastnn runs in parallel: BLAS and Cython's OpenMP loops.
 
 The compiled kernels call BLAS only from outside their own parallel regions, so BLAS threads and
-fastnn's OpenMP/Numba threads take turns on the same ``n`` cores instead of nesting into ``n * n``.
+fastnn's OpenMP threads take turns on the same ``n`` cores instead of nesting into ``n * n``.
 The default ``n`` is ``OMP_NUM_THREADS`` when it is set, else ``NUMBA_NUM_THREADS``, else the
-number of CPUs this process may run on. Numba never gets more than ``NUMBA_NUM_THREADS``, which
-Numba fixes when it starts its pool. Setting the count touches only libraries already loaded;
+number of CPUs this process may run on. Setting the count touches only libraries already loaded;
 those loaded later pick it up when they load.
+
+fastnn's Numba kernels have no parallel regions (their products run on the shared BLAS), so
+Numba's own thread pool is never started: starting it would load libgomp with OpenMP's default
+*active* wait policy, and threads spinning after each Cython parallel loop then starve the BLAS
+threads (measured: a 784-512-512-10 step went from 6 ms to 40 ms).
 """
 
 import os
@@ -53,15 +57,6 @@ def get_num_threads():
         return _n
 
 
-def _numba_cap():
-    try:
-        from numba import config
-
-        return int(config.NUMBA_NUM_THREADS)
-    except Exception:  # pragma: no cover - numba missing or broken
-        return None
-
-
 def apply_blas_limit():
     """Give fastnn's own BLAS copy the current thread count (called when it loads)."""
     from . import _blas
@@ -77,14 +72,9 @@ def _apply(n, blas_all):
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(limits=n, user_api="blas")
-    cy = sys.modules.get("fastnn.kernels._cython_cpu")
+    cy = sys.modules.get("fastnn.kernels.cython_cpu")
     if cy is not None:
         cy.set_num_threads(n)
-    if "fastnn.kernels.numba_cpu" in sys.modules:
-        import numba
-
-        cap = _numba_cap()
-        numba.set_num_threads(min(n, cap) if cap else n)
 
 
 def set_num_threads(n):
@@ -94,8 +84,8 @@ def set_num_threads(n):
     ----------
     n : int
         At least 1. Applies to fastnn's BLAS and to the BLAS of NumPy/SciPy (through
-        threadpoolctl, so the NumPy backend follows too), to the Cython backend's OpenMP loops,
-        and to Numba (capped at ``NUMBA_NUM_THREADS``).
+        threadpoolctl, so the NumPy backend follows too) and to the Cython backend's OpenMP loops.
+        The Numba backend's parallel work is its BLAS calls, so it follows too.
     """
     if isinstance(n, bool) or not isinstance(n, (int,)) and not hasattr(n, "__index__"):
         raise TypeError(f"the number of threads must be an integer, got {n!r}")

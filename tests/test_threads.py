@@ -57,15 +57,29 @@ def test_set_and_get(restore_threads):
         assert _blas.get_num_threads() == min(2, 64)
 
 
-def test_numba_follows(restore_threads):
-    numba = pytest.importorskip("numba")
-    from fastnn import _backend
+CODE_NUMBA_POOL = """
+import json, numpy as np, fastnn, numba
+from fastnn import _blas
+fastnn.set_backend("numba")
+fastnn.set_num_threads(1)
+m = fastnn.MLP.from_sizes([300, 200, 10], seed=0)
+m.train_step(np.ones((64, 300)), np.zeros(64, int), 0.1)
+try:
+    layer = numba.threading_layer()
+except ValueError:  # numba: "Threading layer is not initialized."
+    layer = None
+print(json.dumps([layer, _blas.get_num_threads()]))
+"""
 
-    _backend.kernels("numba")
-    fastnn.set_num_threads(1)
-    assert numba.get_num_threads() == 1
-    fastnn.set_num_threads(2)
-    assert numba.get_num_threads() == min(2, numba.config.NUMBA_NUM_THREADS)
+
+def test_numba_backend_never_starts_numba_pool():
+    """Starting Numba's OpenMP pool would load libgomp with an active wait policy, whose spinning
+    threads starve BLAS after every Cython parallel loop; the Numba backend's products follow the
+    thread count through fastnn's BLAS instead."""
+    pytest.importorskip("numba")
+    layer, blas = run_py(CODE_NUMBA_POOL)
+    assert layer is None
+    assert blas in (1, None)
 
 
 @pytest.mark.parametrize("bad", [0, -3])
@@ -158,3 +172,41 @@ def test_show_config_reports_blas_openmp_and_threads():
     assert f"threads               {fastnn.get_num_threads()}" in text
     assert "OpenMP (Cython)" in text and "threading layer" in text
     assert "backends available" in text and "numpy" in text
+
+
+CODE_PRELOADED_GOMP = """
+import ctypes, ctypes.util, json, sys
+if sys.argv[-1] == "preload":
+    ctypes.CDLL(ctypes.util.find_library("gomp"), mode=ctypes.RTLD_GLOBAL)
+import fastnn
+fastnn.set_num_threads(2)
+from fastnn.kernels import cython_cpu, _cython_cpu
+print(json.dumps([cython_cpu.OPENMP_SHARED_SPINNING, _cython_cpu.get_num_threads(),
+                  fastnn.get_num_threads()]))
+"""
+
+
+@pytest.mark.parametrize("preload", [False, True])
+def test_openmp_loops_avoid_a_spinning_libgomp_loaded_by_another_library(preload):
+    """PyTorch loads libgomp (same soname) with the spinning wait policy before fastnn can ask for
+    a passive one; then the Cython OpenMP loops run on one thread so they never fight BLAS."""
+    pytest.importorskip("fastnn.kernels._cython_cpu")
+    import ctypes.util
+
+    if ctypes.util.find_library("gomp") is None:
+        pytest.skip("no libgomp on this machine to preload")
+    code = CODE_PRELOADED_GOMP.replace("sys.argv[-1]", repr("preload" if preload else "no"))
+    shared, omp, n = run_py(code)
+    assert n == 2
+    if not _cython_cpu_has_openmp():
+        assert omp == 1
+    elif preload:
+        assert shared is True and omp == 1
+    else:
+        assert shared is False and omp == 2
+
+
+def _cython_cpu_has_openmp():
+    from fastnn.kernels import _cython_cpu
+
+    return _cython_cpu.openmp_enabled()
