@@ -119,9 +119,7 @@ class HostOps:
     def copyto(dst, src):
         np.copyto(dst, src)
 
-    @staticmethod
-    def all_finite(a):
-        return all_finite(a)
+    all_finite = staticmethod(all_finite)
 
 
 class DeviceOps:

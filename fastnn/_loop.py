@@ -15,7 +15,6 @@ import numpy as np
 from . import _device
 from ._codes import BCE, CROSS_ENTROPY, H_L2, H_LR
 from ._pipeline import forward_pass
-from ._validation import all_finite
 from .optim import invscaling_lr
 
 _EVAL_ROWS = 4096  # rows per forward pass when scoring, to bound the scratch memory
@@ -131,7 +130,7 @@ def _one_epoch(model, K, ops, X, Y, sw, order, bs, chunk, opt, hyper, arrays, sa
     FloatingPointError names the failing step.
     """
     theta, grad, s1, s2, work = arrays
-    finite = all_finite if isinstance(theta, np.ndarray) else ops.all_finite
+    finite = ops.all_finite
     n = X.shape[0]
     total = 0.0
     live = (theta, s1, s2)
@@ -222,7 +221,8 @@ def run(model, X, Y, sw, plan, state, history, val=None, callbacks=()):
     device = _device.on_device(K)
     X_host = None if device and K.is_device_array(X) else X
     # host arrays, or device copies for a device backend (data goes up once per call)
-    ops, X, Y, theta, grad, work_for, state_for, trained = _device.fit_arrays(model, K, X, Y, checked=True)
+    ops, X, Y, theta, grad, work_for, state_for, trained = _device.fit_arrays(
+        model, K, X, Y, checked=True)
     if sw is not None and device:
         sw = K.to_device(sw)
     n = X.shape[0]

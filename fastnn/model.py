@@ -231,9 +231,8 @@ class MLP:
 
         ``y`` is checked like the targets of ``loss`` (ValueError for bad values or shapes).
         """
-        X = self._check_X(X)
-        pred = self.predict(X)
-        n, k = X.shape[0], self.layers[-1].out_features
+        pred = self.predict(X)  # checks X
+        n, k = pred.shape[0], self.layers[-1].out_features
         if self._loss in (CROSS_ENTROPY, BCE):
             Y = self._targets(y, n)
             truth = Y.argmax(axis=1) if self._loss == CROSS_ENTROPY else Y.reshape(pred.shape)

@@ -4,7 +4,6 @@ The History it returns records, per epoch, the training loss and accuracy, the v
 and accuracy (or R²), and the learning rate used.
 """
 
-import numbers
 
 import numpy as np
 
@@ -229,22 +228,19 @@ def fit(model, X, y, *, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", shuf
     fraction = check_fraction(validation_fraction, "validation_fraction", low_open=True)
     metrics = _check_metrics(metrics)
     callbacks = as_callbacks(callbacks)
-    if seed is not None and not isinstance(seed, (numbers.Integral, np.random.Generator)):
-        raise ValueError(f"seed must be an int, a numpy Generator or None, got {seed!r}")
     model._check_trainable()
     K = model._kernels()
-    if _device.on_device(K) and K.is_device_array(X):
-        if early_stopping and validation_data is None:
-            X = K.to_host(X)  # the split is made on the host
-            y = K.to_host(y) if K.is_device_array(y) else y
-        else:  # device input goes to the kernels as it is; fit_arrays checks it there
-            _device.as_input(K, X, model.dtype, model.layers[0].in_features)
-    if _device.on_device(K) and K.is_device_array(X):
-        y = K.to_host(y) if K.is_device_array(y) else y
-        Y = model._targets(y, X.shape[0])
+    on_device = _device.on_device(K) and K.is_device_array(X)
+    if _device.on_device(K) and K.is_device_array(y):
+        y = K.to_host(y)  # targets are checked and one-hot encoded on the host
+    if on_device and early_stopping and validation_data is None:
+        X = K.to_host(X)  # the split is made on the host
+        on_device = False
+    if on_device:  # device input goes to the kernels as it is, checked there without a copy
+        _device.as_input(K, X, model.dtype, model.layers[0].in_features)
     else:
         X = model._check_X(X)
-        Y = model._targets(y, X.shape[0])
+    Y = model._targets(y, X.shape[0])
     sw = check_sample_weight(sample_weight, X.shape[0], model.dtype)
     val = None if validation_data is None else _check_validation_data(model, validation_data)
 
