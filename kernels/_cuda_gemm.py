@@ -9,6 +9,12 @@ Three forms cover an MLP layer (A, B as stored, C = op(A) @ op(B) of shape (M, N
 - ``"nn"`` input gradient, ``C = dZ @ W``; epilogue ``C * g'(A_prev)`` (the next δ·σ'), so the
   layer below starts from a finished delta.
 
+How a block works: its threads fetch the next K-slice of both tiles into registers (no bounds
+checks when the tile is wholly inside), multiply the slice already in shared memory, then store the
+fetched one into the other shared stage: two stages, one barrier per slice. The shared tiles are
+flat, k-major, rows padded by ``PAD``; a thread's register tile is two runs of rows (and of
+columns) half a tile apart, so its shared reads are contiguous and conflict-free.
+
 Kernels are built per (form, dtype, tile) on first use.
 """
 
@@ -22,7 +28,55 @@ from ._cuda_launch import Launch
 from ._cuda_math import S_BAD, S_STOPPED, device_math, numba_float
 from ._jit import GEMM_TILES, SIM_GEMM_TILES, cuda_jit, cuda_simulated
 
-PAD = 1  # shared-memory row padding against bank conflicts on the transposing tile loads
+PAD = 4  # shared-memory row padding: the transposing stores of 8 k-values x 4 rows hit 32 banks
+
+
+def _tile_io(F, NT, BK, T, L, KMAJOR):
+    """Device functions ``(fetch, stash)`` that move one (BK, T) tile of op(X) through registers.
+
+    Each of the NT threads holds L elements. ``fetch(Xm, buf, t0, k0, lim, K, tid, full)`` reads
+    them from X stored K-major (K, T) along T, or T-major (T, K) along K with L in a row; outside
+    ``t < lim`` and ``k < K`` it gives zeros (``full`` says the whole tile is inside: no checks).
+    ``stash(S, s, buf, tid)`` writes them to stage ``s`` of the flat shared tile ``S`` ([s, k, t],
+    rows padded to ``T + PAD``).
+    """
+    RUN = BK // L  # T-major: threads per row of the tile
+
+    @cuda_jit(device=True)
+    def fetch(Xm, buf, t0, k0, lim, K, tid, full):
+        if KMAJOR:
+            for q in range(L):
+                e = tid + q * NT
+                kk = e // T
+                i = e - kk * T
+                if full or (t0 + i < lim and k0 + kk < K):
+                    buf[q] = Xm[k0 + kk, t0 + i]
+                else:
+                    buf[q] = F(0)
+        else:
+            i = tid // RUN
+            kb = (tid - i * RUN) * L
+            for q in range(L):
+                if full or (t0 + i < lim and k0 + kb + q < K):
+                    buf[q] = Xm[t0 + i, k0 + kb + q]
+                else:
+                    buf[q] = F(0)
+
+    @cuda_jit(device=True)
+    def stash(S, s, buf, tid):
+        base = s * (BK * (T + PAD))
+        if KMAJOR:
+            for q in range(L):
+                e = tid + q * NT
+                kk = e // T
+                S[base + kk * (T + PAD) + e - kk * T] = buf[q]
+        else:
+            i = tid // RUN
+            kb = (tid - i * RUN) * L
+            for q in range(L):
+                S[base + (kb + q) * (T + PAD) + i] = buf[q]
+
+    return fetch, stash
 
 
 @functools.lru_cache(maxsize=None)
@@ -35,94 +89,105 @@ def gemm_kernel(form, dtype, tile):
     F = numba_float(dtype)
     _, _, act_fn, deriv_fn = device_math(dtype)
     BM, BN, BK, TM, TN = tile
+    if TM % 2 or TN % 2 or (BM * BK) % (BN // TN * BM // TM) or (BN * BK) % (BN // TN * BM // TM):
+        raise ValueError(f"GEMM tile {tile}: TM and TN must be even and each tile's BK rows must "
+                         "split evenly over the block's threads")
     TX, TY = BN // TN, BM // TM
     NT = TX * TY
+    HM, HN = TM // 2, TN // 2  # a thread's rows (columns) are two runs of HM (HN), BM/2 apart
+    LA, LB = BM * BK // NT, BN * BK // NT  # elements of the next A (B) tile each thread loads
     A_KMAJOR = form == "tn"  # A stored (K, M)
     B_NMAJOR = form == "nt"  # B stored (N, K)
     FWD, DW, DA = form == "nt", form == "tn", form == "nn"
-    A_SHAPE, B_SHAPE = (BK, BM + PAD), (BK, BN + PAD)  # constants for the shared arrays
+    SA, SB = BK * (BM + PAD), BK * (BN + PAD)  # one stage of the flat shared tiles [k, m], [k, n]
+    A_LEN, B_LEN = 2 * SA, 2 * SB  # two stages: fill one while multiplying the other
+    fetch_a, stash_a = _tile_io(F, NT, BK, BM, LA, A_KMAJOR)
+    fetch_b, stash_b = _tile_io(F, NT, BK, BN, LB, not B_NMAJOR)
 
     @cuda_jit
     def kernel(Am, Bm, C, M, N, K, vec, aux, act, state):
         if state[S_STOPPED] != 0:
             return
-        tx = cuda.threadIdx.x
-        ty = cuda.threadIdx.y
+        tx = max(cuda.threadIdx.x, 0)  # max: the compiler then knows every index is >= 0
+        ty = max(cuda.threadIdx.y, 0)
         tid = ty * TX + tx
         bm = cuda.blockIdx.y * BM
         bn = cuda.blockIdx.x * BN
-        As = cuda.shared.array(A_SHAPE, F)
-        Bs = cuda.shared.array(B_SHAPE, F)
+        As = cuda.shared.array(A_LEN, F)
+        Bs = cuda.shared.array(B_LEN, F)
         acc = cuda.local.array((TM, TN), F)
         ar = cuda.local.array(TM, F)
         bc = cuda.local.array(TN, F)
+        ra = cuda.local.array(LA, F)
+        rb = cuda.local.array(LB, F)
         for r in range(TM):
             for c in range(TN):
                 acc[r, c] = F(0)
         sums_db = DW and cuda.blockIdx.x == 0 and tid < BM
         dbs = F(0)
-        for k0 in range(0, K, BK):
-            # load op(A)[bm:bm+BM, k0:k0+BK] and op(B)[k0:k0+BK, bn:bn+BN], reading memory in order
-            for e in range(tid, BM * BK, NT):
-                if A_KMAJOR:
-                    kk = e // BM
-                    i = e - kk * BM
-                    ok = bm + i < M and k0 + kk < K
-                    As[kk, i] = Am[k0 + kk, bm + i] if ok else F(0)
-                else:
-                    i = e // BK
-                    kk = e - i * BK
-                    ok = bm + i < M and k0 + kk < K
-                    As[kk, i] = Am[bm + i, k0 + kk] if ok else F(0)
-            for e in range(tid, BN * BK, NT):
-                if B_NMAJOR:
-                    j = e // BK
-                    kk = e - j * BK
-                    ok = bn + j < N and k0 + kk < K
-                    Bs[kk, j] = Bm[bn + j, k0 + kk] if ok else F(0)
-                else:
-                    kk = e // BN
-                    j = e - kk * BN
-                    ok = bn + j < N and k0 + kk < K
-                    Bs[kk, j] = Bm[k0 + kk, bn + j] if ok else F(0)
-            cuda.syncthreads()
+        inside = bm + BM <= M and bn + BN <= N
+        nk = (K + BK - 1) // BK
+        # stage 0, then: fetch tile t+1 into registers, multiply tile t, stash t+1 (one barrier)
+        full = inside and BK <= K
+        fetch_a(Am, ra, bm, 0, M, K, tid, full)
+        fetch_b(Bm, rb, bn, 0, N, K, tid, full)
+        stash_a(As, 0, ra, tid)
+        stash_b(Bs, 0, rb, tid)
+        cuda.syncthreads()
+        for t in range(nk):
+            s = t & 1
+            more = t + 1 < nk
+            if more:
+                k1 = (t + 1) * BK
+                full = inside and k1 + BK <= K
+                fetch_a(Am, ra, bm, k1, M, K, tid, full)
+                fetch_b(Bm, rb, bn, k1, N, K, tid, full)
             if sums_db:
                 for kk in range(BK):
-                    dbs += As[kk, tid]
+                    dbs += As[s * SA + kk * (BM + PAD) + tid]
+            a0 = s * SA + ty * HM
+            b0 = s * SB + tx * HN
             for kk in range(BK):
-                for r in range(TM):
-                    ar[r] = As[kk, ty + r * TY]
-                for c in range(TN):
-                    bc[c] = Bs[kk, tx + c * TX]
+                ao = a0 + kk * (BM + PAD)
+                bo = b0 + kk * (BN + PAD)
+                for r in range(HM):
+                    ar[r] = As[ao + r]
+                    ar[HM + r] = As[ao + BM // 2 + r]
+                for c in range(HN):
+                    bc[c] = Bs[bo + c]
+                    bc[HN + c] = Bs[bo + BN // 2 + c]
                 for r in range(TM):
                     for c in range(TN):
                         acc[r, c] += ar[r] * bc[c]
+            if more:
+                stash_a(As, 1 - s, ra, tid)
+                stash_b(Bs, 1 - s, rb, tid)
             cuda.syncthreads()
         bad = False
         for r in range(TM):
-            i = bm + ty + r * TY
+            i = bm + (r // HM) * (BM // 2) + ty * HM + r % HM
             if i < M:
                 for c in range(TN):
-                    j = bn + tx + c * TX
+                    j = bn + (c // HN) * (BN // 2) + tx * HN + c % HN
                     if j < N:
                         v = acc[r, c]
                         if FWD:
                             v += vec[j]
-                        elif DA:
-                            if act != IDENTITY:
-                                v *= deriv_fn(aux[i, j], act)
-                        elif not math.isfinite(v):
+                        elif DW and not math.isfinite(v):
                             bad = True
                         C[i, j] = v
-        if FWD and act != IDENTITY:
+        if (FWD or DA) and act != IDENTITY:
             # a second pass over this thread's own outputs keeps the loop above small enough to
-            # unroll, so acc stays in registers (the activation code is long)
+            # unroll, so acc stays in registers (activation and derivative code is long)
             for r in range(TM):
-                i = bm + ty + r * TY
+                i = bm + (r // HM) * (BM // 2) + ty * HM + r % HM
                 for c in range(TN):
-                    j = bn + tx + c * TX
+                    j = bn + (c // HN) * (BN // 2) + tx * HN + c % HN
                     if i < M and j < N:
-                        C[i, j] = act_fn(C[i, j], act)
+                        if FWD:
+                            C[i, j] = act_fn(C[i, j], act)
+                        else:
+                            C[i, j] *= deriv_fn(aux[i, j], act)
         if sums_db and bm + tid < M:
             vec[bm + tid] = dbs
             if not math.isfinite(dbs):
