@@ -190,7 +190,7 @@ def _plateau(plan, state, logs, model, history, epoch):
     else:
         value = logs[plan.monitor]
     tol = plan.tol or 0.0
-    improved = value < state.best - tol
+    improved = value <= state.best - tol  # "fallen by at least tol", as scikit-learn counts
     if value < state.best:
         state.best = value
         history.best_epoch = epoch
