@@ -107,7 +107,7 @@ def _penalty(weights, l2):
         return 0.0
     total = 0.0
     for w in weights:
-        total += float(np.dot(w, w))
+        total += float(w.dot(w))
     return 0.5 * l2 * total
 
 

@@ -21,6 +21,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 from . import _backend, _loop
 from .model import MLP
 from .optim import SCHEDULES, SGD, Adam
+from ._validation import all_finite
 from .training import History, check_sample_weight, validation_split
 
 _ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu",
@@ -510,7 +511,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                              f"with {self.n_outputs_}")
         with np.errstate(over="ignore"):
             Y = np.ascontiguousarray(Y, dtype=X.dtype)
-        if not np.isfinite(Y).all():
+        if not all_finite(Y):
             raise ValueError(f"y has values too large for {X.dtype}")
         sw, sw_mean = check_sample_weight(sample_weight, X.shape[0], X.dtype, return_mean=True)
         if reset:
