@@ -366,8 +366,9 @@ class MLP:
     def fit(self, X, y, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", shuffle=True,
             seed=None, progress=True, **kwargs):
         """Train on (X, y); returns a History. See ``fastnn.training.fit`` for every option."""
-        return training.fit(self, X, y, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                   shuffle=shuffle, seed=seed, progress=progress, **kwargs)
+        return training.fit(self, X, y, epochs=epochs, batch_size=batch_size, lr=lr,
+                            optimizer=optimizer, shuffle=shuffle, seed=seed, progress=progress,
+                            **kwargs)
 
     def save(self, path, *, optimizer_state=True, extra=None):
         """Write the model to a versioned ``.npz`` file; see ``fastnn.io.save``."""
