@@ -19,9 +19,9 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from . import _backend, _loop
+from ._validation import all_finite
 from .model import MLP
 from .optim import SCHEDULES, SGD, Adam
-from ._validation import all_finite
 from .training import History, check_sample_weight, validation_split
 
 _ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu",
