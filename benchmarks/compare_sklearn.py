@@ -91,7 +91,8 @@ def main(argv=None):
     p.add_argument("--dtype", default="float64", choices=("float64", "float32"),
                    help="dtype of the data both libraries get (float32: both keep it)")
     p.add_argument("--blas-threads", type=int, default=None,
-                   help="limit BLAS threads for both libraries (threadpoolctl)")
+                   help="limit the threads of both libraries: scikit-learn's BLAS (threadpoolctl) "
+                        "and fastnn's BLAS and OpenMP loops (fastnn.set_num_threads)")
     p.add_argument("--datasets", default=",".join(DATASETS))
     args = p.parse_args(argv)
     params = dict(PARAMS, batch_size=args.batch_size if args.batch_size == "auto"
@@ -101,6 +102,7 @@ def main(argv=None):
         from threadpoolctl import threadpool_limits
 
         limiter = threadpool_limits(limits=args.blas_threads, user_api="blas")  # noqa: F841
+        fastnn.set_num_threads(args.blas_threads)  # fastnn's own BLAS copy and OpenMP loops too
     import sklearn
 
     print(f"fastnn {fastnn.__version__} ({fastnn.get_backend()} backend) vs scikit-learn "

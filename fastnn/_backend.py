@@ -93,7 +93,8 @@ def get_backend():
 
 def kernels(name=None):
     """The kernel module for backend ``name`` (default: the current backend), imported on first use."""
-    name = get_backend() if name is None else name
+    if name is None:  # once chosen, the current backend is read without taking the lock
+        name = _current if _current is not None else get_backend()
     mod = _loaded.get(name)
     if mod is None:
         _check(name)

@@ -107,7 +107,7 @@ def _penalty(weights, l2):
         return 0.0
     total = 0.0
     for w in weights:
-        total += float(np.dot(w, w))
+        total += float(w.dot(w))
     return 0.5 * l2 * total
 
 
@@ -119,39 +119,40 @@ def _bar(total, enabled):
     return tqdm(total=total, desc="fit", unit="step", leave=True, dynamic_ncols=True)
 
 
-def _one_epoch(model, K, ops, X, Y, sw, order, bs, chunk, opt, hyper, arrays, saved, epoch,
-               bar):
+def _train(K, model, X, Y, sw, order, lo, hi, bs, opt_code, hyper, arrays, t0):
+    """The compiled loop over the batches of rows ``lo:hi`` of the epoch (of ``order``)."""
+    theta, grad, s1, s2, work = arrays
+    if order is None:
+        if lo > 0 or hi < X.shape[0]:
+            X, Y, sw = X[lo:hi], Y[lo:hi], None if sw is None else sw[lo:hi]
+    else:
+        order = order[lo:hi]
+    return K.train_epoch(X, Y, sw, order, theta, grad, model._shapes, model._acts, model._loss,
+                         bs, opt_code, hyper, s1, s2, t0, work)
+
+
+def _one_epoch(model, K, ops, X, Y, sw, order, bs, chunk, opt_code, hyper, arrays, saved,
+               epoch, bar):
     """Every batch of one epoch, in chunks; returns the summed batch loss (times rows).
 
-    Before each chunk the parameters and optimiser state are copied aside. The compiled loop
-    stops before any update whose loss or gradient is not finite; an update that itself
-    overflows is caught after the chunk. Either way the chunk is replayed from the copy up to
-    the last update that left the parameters finite (the replay is deterministic), and
-    FloatingPointError names the failing step.
+    Before each chunk the parameters and optimiser state are copied aside (``saved`` holds
+    ``(copy, live array)`` pairs). The compiled loop stops before any update whose loss or
+    gradient is not finite; an update that itself overflows is caught after the chunk. Either
+    way the chunk is replayed from the copy up to the last update that left the parameters finite
+    (the replay is deterministic), and FloatingPointError names the failing step.
     """
-    theta, grad, s1, s2, work = arrays
-    finite = ops.all_finite
+    theta = arrays[0]
+    finite, copyto = ops.all_finite, ops.copyto
     n = X.shape[0]
     total = 0.0
-    live = (theta, s1, s2)
-
-    def train(lo, hi, t0):
-        if order is None:
-            return K.train_epoch(
-                X[lo:hi], Y[lo:hi], None if sw is None else sw[lo:hi], None, theta, grad,
-                model._shapes, model._acts, model._loss, bs, opt.code, hyper, s1, s2, t0, work)
-        return K.train_epoch(
-            X, Y, sw, order[lo:hi], theta, grad, model._shapes, model._acts, model._loss, bs,
-            opt.code, hyper, s1, s2, t0, work)
-
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
-        for keep, arr in zip(saved, live):
-            ops.copyto(keep, arr)
+        for keep, arr in saved:
+            copyto(keep, arr)
         t0 = model._opt_t
-        loss_sum, done = train(start, stop, t0)
-        want = math.ceil((stop - start) / bs)
-        if done == want and finite(theta):
+        loss_sum, done = _train(K, model, X, Y, sw, order, start, stop, bs, opt_code, hyper,
+                                arrays, t0)
+        if done == -(-(stop - start) // bs) and finite(theta):
             model._opt_t = t0 + done
             total += loss_sum
             if bar is not None:
@@ -162,13 +163,14 @@ def _one_epoch(model, K, ops, X, Y, sw, order, bs, chunk, opt, hyper, arrays, sa
         while done > 0 and not finite(theta):
             failed = done  # this update overflowed the parameters
             done -= 1
-            for keep, arr in zip(saved, live):
-                ops.copyto(arr, keep)
+            for keep, arr in saved:
+                copyto(arr, keep)
             if done:
-                train(start, start + done * bs, t0)
+                _train(K, model, X, Y, sw, order, start, start + done * bs, bs, opt_code, hyper,
+                       arrays, t0)
         if not finite(theta):
-            for keep, arr in zip(saved, live):
-                ops.copyto(arr, keep)
+            for keep, arr in saved:
+                copyto(arr, keep)
         model._opt_t = t0 + done
         raise FloatingPointError(
             f"training diverged at epoch {epoch}, step {start // bs + failed}: the loss or a "
@@ -179,15 +181,16 @@ def _one_epoch(model, K, ops, X, Y, sw, order, bs, chunk, opt, hyper, arrays, sa
 
 
 def _plateau(plan, state, logs, model, history, epoch):
-    """Update the plateau record after an epoch; returns a stop reason or None."""
-    if not _plateau_enabled(plan):
-        return None
+    """Update the plateau record after an epoch; returns a stop reason or None.
+
+    Only called when ``_plateau_enabled(plan)``.
+    """
     if plan.monitor == "val_score":
         value = -logs.get("val_accuracy", logs.get("val_r2"))
     else:
         value = logs[plan.monitor]
     tol = plan.tol or 0.0
-    improved = value < state.best - tol
+    improved = value <= state.best - tol  # "fallen by at least tol", as scikit-learn counts
     if value < state.best:
         state.best = value
         history.best_epoch = epoch
@@ -208,16 +211,19 @@ def _plateau(plan, state, logs, model, history, epoch):
     return "no_improvement"
 
 
-def run(model, X, Y, sw, plan, state, history, val=None, callbacks=()):
+def run(model, X, Y, sw, plan, state, history, val=None, callbacks=(), K=None):
     """Train ``model`` for up to ``plan.epochs`` epochs; records into ``history`` and returns it.
 
     ``X``, ``Y`` (dense targets) and ``sw`` (None or weights) are validated host arrays, or
     device arrays given by the user for a device backend. ``val`` is None or
     ``(X_val, Y_val, sw_val)`` on the host. ``callbacks`` are objects with any of
     ``on_train_begin(model)``, ``on_epoch_end(epoch, logs)`` (return True to stop) and
-    ``on_train_end(history)``.
+    ``on_train_end(history)``. ``K`` is the model's kernel module when the caller has it.
+    Each epoch does only the work the plan asks for (no metrics, callbacks, plateau record or
+    progress bar unless requested), so a short call costs little besides the compiled loop.
     """
-    K = model._kernels()
+    if K is None:
+        K = model._kernels()
     device = _device.on_device(K)
     X_host = None if device and K.is_device_array(X) else X
     # host arrays, or device copies for a device backend (data goes up once per call)
@@ -227,16 +233,19 @@ def run(model, X, Y, sw, plan, state, history, val=None, callbacks=()):
         sw = K.to_device(sw)
     n = X.shape[0]
     bs = min(plan.batch_size, n)
-    n_batches = math.ceil(n / bs)
-    hyper = plan.opt.hyper()
-    hyper[H_L2] = plan.l2
-    s1, s2 = (state_for(a) for a in model._optimizer_state(plan.opt))
+    n_batches = -(-n // bs)
+    opt = plan.opt
+    hyper = opt.hyper()
+    l2 = hyper[H_L2] = plan.l2
+    s1, s2 = model._optimizer_state(opt)
+    s1, s2 = state_for(s1), state_for(s2)
     arrays = (theta, grad, s1, s2, work_for(bs))
     # With a progress bar the compiled loop runs ~1/20 epoch at a time so the bar moves;
     # without one, whole epochs (fewest calls from Python).
     chunk = max(1, n_batches // 20) * bs if plan.progress else n
-    saved = [ops.empty_like(a) for a in (theta, s1, s2)]
-    weights = [layer._W.reshape(-1) for layer in model.layers]
+    # copies to fall back on when a chunk diverges (empty optimiser state needs none)
+    saved = [(ops.empty_like(a), a) for a in (theta, s1, s2) if a.size]
+    weights = [layer._W.reshape(-1) for layer in model.layers] if l2 else ()
     classifier = model._loss in (CROSS_ENTROPY, BCE)
     score_key = "val_accuracy" if classifier else "val_r2"
     # metrics run on the host: with a device backend, on the reference kernels after a sync
@@ -245,30 +254,51 @@ def run(model, X, Y, sw, plan, state, history, val=None, callbacks=()):
         from .kernels import reference as K_eval
     train_accuracy = plan.train_accuracy and classifier and X_host is not None
     Y_host = Y if not device else None
+    plateau = _plateau_enabled(plan)
+    invscaling = plan.schedule == "invscaling"
+    shuffle = plan.shuffle
+    sync = device and (l2 or val is not None or train_accuracy or plan.restore_best)
+    scale = plan.loss_scale
 
-    def host_params():
-        if device:
-            trained()
-            _device.sync_host(model)
-
+    if not (device or callbacks or train_accuracy or val is not None or plan.progress):
+        # the training loss is all there is to record (and watch): the lean loop
+        for _ in range(plan.epochs):
+            epoch = history.epochs + 1
+            lr = (invscaling_lr(opt.lr, plan.power_t, state.samples_seen) if invscaling
+                  else state.lr)
+            hyper[H_LR] = lr
+            total = _one_epoch(model, K, ops, X, Y, sw, state.rng.permutation(n) if shuffle
+                               else None, bs, chunk, opt.code, hyper, arrays, saved, epoch,
+                               None)
+            state.samples_seen += n
+            loss = float(scale * total / n + (_penalty(weights, l2) if l2 else 0.0))
+            reason = (_plateau(plan, state, {"loss": loss}, model, history, epoch) if plateau
+                      else None)
+            history.loss.append(loss)
+            history.lr.append(lr)
+            history.epochs = epoch
+            if reason is not None:
+                history.stop_reason = reason
+                break
+        return history
     for cb in callbacks:
         getattr(cb, "on_train_begin", _noop)(model)
     bar = _bar(plan.epochs * n_batches, plan.progress)
     try:
         for _ in range(plan.epochs):
             epoch = history.epochs + 1
-            if plan.schedule == "invscaling":
-                lr = invscaling_lr(plan.opt.lr, plan.power_t, state.samples_seen)
-            else:
-                lr = state.lr
+            lr = (invscaling_lr(opt.lr, plan.power_t, state.samples_seen) if invscaling
+                  else state.lr)
             hyper[H_LR] = lr
-            order = state.rng.permutation(n) if plan.shuffle else None
-            total = _one_epoch(model, K, ops, X, Y, sw, order, bs, chunk, plan.opt, hyper,
+            order = state.rng.permutation(n) if shuffle else None
+            total = _one_epoch(model, K, ops, X, Y, sw, order, bs, chunk, opt.code, hyper,
                                arrays, saved, epoch, bar)
             state.samples_seen += n
-            if device and (plan.l2 or val is not None or train_accuracy or plan.restore_best):
-                host_params()
-            logs = {"loss": plan.loss_scale * total / n + _penalty(weights, plan.l2), "lr": lr}
+            if sync:
+                trained()
+                _device.sync_host(model)
+            logs = {"loss": scale * total / n + (_penalty(weights, l2) if l2 else 0.0),
+                    "lr": lr}
             if train_accuracy:
                 if Y_host is None:
                     Y_host = K.to_host(Y)
@@ -276,9 +306,8 @@ def run(model, X, Y, sw, plan, state, history, val=None, callbacks=()):
                 logs["accuracy"] = evaluate(model, K_eval, X_host, Y_host,
                                             sw if not device else sw_host)[1]
             if val is not None:
-                logs["val_loss"], logs[score_key] = evaluate(model, K_eval, *val,
-                                                             plan.loss_scale)
-            reason = _plateau(plan, state, logs, model, history, epoch)
+                logs["val_loss"], logs[score_key] = evaluate(model, K_eval, *val, scale)
+            reason = _plateau(plan, state, logs, model, history, epoch) if plateau else None
             history._record(logs)
             for cb in callbacks:
                 hook = getattr(cb, "on_epoch_end", None)

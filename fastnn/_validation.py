@@ -12,6 +12,8 @@ import numpy as np
 from ._codes import BCE, CROSS_ENTROPY
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_isfinite, _isfinite_scalar = np.isfinite, math.isfinite
+_minimum, _maximum = np.minimum.reduce, np.maximum.reduce
 
 
 def check_dtype(dtype):
@@ -25,12 +27,36 @@ def check_dtype(dtype):
     return dt
 
 
+_SMALL = 4096  # elements: below this, ufunc calls cost more in set-up than in the work
+
+
 def all_finite(a):
     """True when every element of the float array ``a`` is finite.
 
-    Measured here, ``isfinite(a).all()`` beats a guarded sum or min/max at every size.
+    A small array is checked through its smallest and largest elements: argmin/argmax return
+    the first NaN when there is one, allocate nothing and do no arithmetic (so raise no
+    floating-point warnings), ~0.9 µs against ~2 µs for ``isfinite(a).all()``, which checks
+    the large arrays.
     """
-    return bool(np.isfinite(a).all())
+    size = a.size
+    if 0 < size <= _SMALL:
+        r = a.ravel()
+        return _isfinite_scalar(r[r.argmin()]) and _isfinite_scalar(r[r.argmax()])
+    return bool(_isfinite(a).all())
+
+
+def in_unit_interval(a):
+    """True when every element of the float array ``a`` lies in [0, 1] (NaN does not).
+
+    argmin/argmax return the first NaN when there is one, so NaN and ±inf fail; for small
+    arrays they cost a third of a min/max reduction.
+    """
+    r = a.ravel()
+    if r.size == 0:
+        return True
+    if r.size <= _SMALL:
+        return bool(r[r.argmin()] >= 0 and r[r.argmax()] <= 1)
+    return bool(_minimum(r) >= 0 and _maximum(r) <= 1)
 
 
 def _numeric(a, name):
@@ -54,6 +80,10 @@ def as_matrix(X, dtype, n_features=None, name="X"):
     name : str
         Name used in error messages.
     """
+    if type(X) is np.ndarray and X.dtype == dtype and X.ndim == 2 and X.flags.c_contiguous:
+        n, f = X.shape  # already in shape and dtype (the common case): only the checks
+        if n and f and (n_features is None or f == n_features) and all_finite(X):
+            return X
     X = _numeric(X, name)
     if X.ndim != 2:
         raise ValueError(f"{name} must be 2-D (samples, features), got an array of rank {X.ndim}")
@@ -81,6 +111,10 @@ def targets(y, loss, n_rows, n_out, dtype):
     cross_entropy takes integer labels (n,) or one-hot/probabilities (n, k); bce takes 0/1 as
     (n,) or (n, k); mse takes (n,) when there is one output, or (n, k).
     """
+    if type(y) is np.ndarray and y.dtype == dtype and y.shape[0] == n_rows:
+        Y = _dense_targets(y, loss, n_rows, n_out)
+        if Y is not None:
+            return Y
     y = _numeric(y, "y")
     if y.ndim == 0 or y.ndim > 2:
         raise ValueError(f"y must be 1-D or 2-D, got an array of rank {y.ndim}")
@@ -118,18 +152,42 @@ def targets(y, loss, n_rows, n_out, dtype):
         y = y.reshape(-1, 1)
     if y.shape[1] != n_out:
         raise ValueError(f"y has {y.shape[1]} columns but the model has {n_out} outputs")
-    with np.errstate(over="ignore"):
+    if y.dtype.kind == "f" and y.dtype.itemsize > np.dtype(dtype).itemsize:
+        with np.errstate(over="ignore"):  # a narrowing cast may overflow: checked below
+            Y = np.ascontiguousarray(y, dtype=dtype)
+        if not all_finite(Y):
+            raise ValueError(f"y has values too large for {np.dtype(dtype)}")
+    else:  # the values are finite already, and a widening cast keeps them so
         Y = np.ascontiguousarray(y, dtype=dtype)
-    if not all_finite(Y):
-        raise ValueError(f"y has values too large for {np.dtype(dtype)}")
     if loss in (BCE, CROSS_ENTROPY) and (Y.min() < 0 or Y.max() > 1):
         kind = "bce targets" if loss == BCE else "one-hot targets"
         raise ValueError(f"{kind} must lie in [0, 1]")
     return Y
 
 
+def _dense_targets(y, loss, n_rows, n_out):
+    """``targets``' fast path for an ndarray of the model's dtype that needs no conversion.
+
+    Returns the (n_rows, n_out) targets, or None when ``y`` is anything else or fails a check
+    (``targets`` then runs every check in order, for the error message). For bce and one-hot
+    targets the range check alone also rejects NaN and ±inf: min and max propagate NaN.
+    """
+    if y.ndim == 2:
+        if y.shape[1] != n_out:
+            return None
+    elif y.ndim != 1 or n_out != 1 or loss == CROSS_ENTROPY:
+        return None
+    Y = np.ascontiguousarray(y)
+    if y.ndim == 1:
+        Y = Y.reshape(n_rows, 1)
+    ok = in_unit_interval(Y) if loss == BCE or loss == CROSS_ENTROPY else all_finite(Y)
+    return Y if ok else None
+
+
 def check_positive_int(value, name):
     """An int >= 1 (bools rejected)."""
+    if type(value) is int and value >= 1:  # the common case, without the ABC checks
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     return int(value)
@@ -137,6 +195,8 @@ def check_positive_int(value, name):
 
 def check_positive_float(value, name):
     """A finite real > 0."""
+    if type(value) is float and 0 < value < math.inf:  # the common case (NaN fails here)
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     v = float(value)
@@ -147,6 +207,8 @@ def check_positive_float(value, name):
 
 def check_fraction(value, name, low_open=False, high_open=True):
     """A finite real in [0, 1) (or the interval the flags say)."""
+    if type(value) is float and (0 < value < 1 or value == 0 and not low_open):
+        return value  # the common case, inside the interval the flags give
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
     v = float(value)
@@ -160,6 +222,8 @@ def check_fraction(value, name, low_open=False, high_open=True):
 
 def check_nonnegative_float(value, name):
     """A finite real >= 0."""
+    if type(value) is float and 0 <= value < math.inf:  # the common case (NaN fails here)
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
         math.isfinite(float(value)) and float(value) >= 0
     ):
@@ -180,7 +244,11 @@ def as_list(value, name):
 def check_seed(seed):
     """A seed that ``np.random.default_rng`` takes: None, an int >= 0, a Generator, or a
     SeedSequence/BitGenerator; anything else raises ValueError (not TypeError)."""
-    if seed is None or isinstance(seed, (np.random.Generator, np.random.BitGenerator,
+    if seed is None:
+        return None
+    if type(seed) is int and seed >= 0:
+        return seed
+    if isinstance(seed, (np.random.Generator, np.random.BitGenerator,
                                          np.random.SeedSequence)):
         return seed
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:

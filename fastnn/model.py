@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from . import _backend, _device
+from . import _backend, _device, training
 from ._codes import (
     ACTIVATION_LOSS, ACTIVATION_NAMES, BCE, CROSS_ENTROPY, LOSS_ACTIVATION, LOSS_NAMES, MSE,
     H_LR, N_HYPER, NO_GRADIENT, OPT_SGD, OUTPUT_ONLY, SOFTMAX, activation_code, loss_code,
@@ -151,6 +151,8 @@ class MLP:
     # The backend this model runs on: None follows fastnn.get_backend(); a name pins it (the
     # scikit-learn estimators' ``backend`` parameter uses this, so they never change the global).
     backend = None
+    # The DeviceMirror of a model trained on a device backend (fastnn._device); None until then.
+    _mirror = None
 
     def _kernels(self):
         return _backend.kernels(self.backend)
@@ -364,10 +366,9 @@ class MLP:
     def fit(self, X, y, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", shuffle=True,
             seed=None, progress=True, **kwargs):
         """Train on (X, y); returns a History. See ``fastnn.training.fit`` for every option."""
-        from .training import fit
-
-        return fit(self, X, y, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                   shuffle=shuffle, seed=seed, progress=progress, **kwargs)
+        return training.fit(self, X, y, epochs=epochs, batch_size=batch_size, lr=lr,
+                            optimizer=optimizer, shuffle=shuffle, seed=seed, progress=progress,
+                            **kwargs)
 
     def save(self, path, *, optimizer_state=True, extra=None):
         """Write the model to a versioned ``.npz`` file; see ``fastnn.io.save``."""

@@ -44,8 +44,8 @@ class History:
     KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "val_r2", "lr")
 
     def __init__(self):
-        for key in self.KEYS:
-            setattr(self, key, [])
+        self.loss, self.accuracy, self.val_loss = [], [], []
+        self.val_accuracy, self.val_r2, self.lr = [], [], []
         self.epochs = 0
         self.best_epoch = None
         self.stop_reason = None
@@ -118,6 +118,8 @@ def _check_bool(value, name):
 
 
 def _check_metrics(metrics):
+    if type(metrics) is tuple and not metrics:
+        return metrics
     metrics = () if metrics is None else ((metrics,) if isinstance(metrics, str) else metrics)
     try:
         metrics = tuple(metrics)
@@ -230,8 +232,9 @@ def fit(model, X, y, *, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", shuf
     callbacks = as_callbacks(callbacks)
     model._check_trainable()
     K = model._kernels()
-    on_device = _device.on_device(K) and K.is_device_array(X)
-    if _device.on_device(K) and K.is_device_array(y):
+    device = _device.on_device(K)
+    on_device = device and K.is_device_array(X)
+    if device and K.is_device_array(y):
         y = K.to_host(y)  # targets are checked and one-hot encoded on the host
     if on_device and early_stopping and validation_data is None:
         X = K.to_host(X)  # the split is made on the host
@@ -244,8 +247,10 @@ def fit(model, X, y, *, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", shuf
     sw = check_sample_weight(sample_weight, X.shape[0], model.dtype)
     val = None if validation_data is None else _check_validation_data(model, validation_data)
 
-    rng = np.random.default_rng(seed)
-    if early_stopping and val is None:
+    # a Generator costs ~10 µs to seed: made only when something draws from it
+    split = early_stopping and val is None
+    rng = np.random.default_rng(seed) if shuffle or split else None
+    if split:
         labels = Y.argmax(axis=1) if model._loss == CROSS_ENTROPY else None
         train, held = validation_split(X.shape[0], fraction, rng, labels)
         val = (X[held], Y[held], None if sw is None else sw[held])
@@ -260,5 +265,5 @@ def fit(model, X, y, *, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", shuf
         progress=progress,
     )
     state = _loop.State(rng=rng, lr=opt.lr)
-    return _loop.run(model, X, Y, sw, plan, state, History(), val, callbacks)
+    return _loop.run(model, X, Y, sw, plan, state, History(), val, callbacks, K)
 

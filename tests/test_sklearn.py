@@ -79,6 +79,28 @@ def test_binary_and_single_class(iris):
     np.testing.assert_array_equal(one.predict_proba(X[:3]), 1)
 
 
+def test_label_encoding_matches_label_binarizer(iris):
+    """Plain labels skip LabelBinarizer (classified once); predictions follow its rule."""
+    from sklearn.preprocessing import LabelBinarizer
+
+    X, y = iris
+    for labels in (np.where(y == 1, "yes", "no"), np.where(y == 2, 5, -3), y):
+        clf = _clf(max_iter=20).fit(X, labels)
+        lb = LabelBinarizer().fit(labels)
+        np.testing.assert_array_equal(clf.classes_, lb.classes_)
+        A = clf.model_.forward(X)
+        if clf.out_activation_ == "logistic":
+            np.testing.assert_array_equal(clf.predict(X), lb.inverse_transform(A, 0.5))
+        else:
+            np.testing.assert_array_equal(clf.predict(X), lb.classes_[A.argmax(1)])
+    with pytest.raises(ValueError, match="Unknown label type"):
+        _clf().fit(X, y + 0.5)
+    with pytest.warns(UserWarning, match="unique classes"):
+        _clf(max_iter=2).fit(X[:40], np.arange(40) % 30)
+    with pytest.raises(ValueError, match="not in classes_"):
+        _clf(max_iter=2).partial_fit(X, y % 2, classes=[0, 1]).partial_fit(X, y)
+
+
 def test_multilabel_indicator_targets():
     X, Y = make_multilabel_classification(n_samples=120, n_features=8, n_classes=4,
                                           random_state=0)

@@ -1,0 +1,131 @@
+"""The boundary checks' fast paths: they must reject exactly what the full checks reject."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from fastnn import _validation as V
+from fastnn._codes import BCE, CROSS_ENTROPY, MSE
+from fastnn._loop import Plan, State, _plateau
+from fastnn.training import History
+
+DTYPES = [np.float32, np.float64]
+SIZES = [1, 2, 7, V._SMALL, V._SMALL + 1, 3 * V._SMALL]  # both sides of the small-array path
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size", SIZES)
+def test_all_finite_finds_each_nan_and_infinity_anywhere(dtype, size):
+    a = np.linspace(-1, 1, size).astype(dtype)
+    assert V.all_finite(a) and V.all_finite(a.reshape(size, 1)) and V.all_finite(a[::2])
+    for bad in (np.nan, np.inf, -np.inf):
+        for pos in sorted({0, size // 2, size - 1}):
+            b = a.copy()
+            b[pos] = bad
+            assert not V.all_finite(b), (bad, pos)
+            assert not V.all_finite(b.reshape(1, size))
+    b = a.copy()
+    b[:] = np.nan
+    assert not V.all_finite(b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size", SIZES)
+def test_all_finite_takes_the_extremes_silently(dtype, size):
+    top = np.finfo(dtype).max
+    a = np.full(size, top, dtype=dtype)
+    a[::2] = -top
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warning from the check itself
+        with np.errstate(all="raise"):
+            assert V.all_finite(a)
+            a[-1] = np.inf
+            assert not V.all_finite(a)
+
+
+def test_all_finite_of_an_empty_array_is_true():
+    assert V.all_finite(np.zeros(0)) and V.all_finite(np.zeros((3, 0), np.float32))
+    assert V.in_unit_interval(np.zeros(0))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size", SIZES)
+def test_in_unit_interval(dtype, size):
+    a = np.linspace(0, 1, size).astype(dtype)
+    assert V.in_unit_interval(a)
+    for bad in (np.nan, np.inf, -np.inf, -1e-7, 1.0001, 2.0):
+        for pos in sorted({0, size // 2, size - 1}):
+            b = a.copy()
+            b[pos] = bad
+            assert not V.in_unit_interval(b), (bad, pos)
+
+
+@pytest.mark.parametrize("loss,k", [(BCE, 1), (BCE, 3), (CROSS_ENTROPY, 3), (MSE, 1), (MSE, 2)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_targets_fast_path_returns_the_input_and_checks_it(loss, k, dtype):
+    rng = np.random.default_rng(0)
+    y = (rng.random((6, k)) > 0.5).astype(dtype)
+    Y = V.targets(y, loss, 6, k, dtype)
+    assert Y is y  # nothing to convert: no copy
+    if k == 1 and loss != CROSS_ENTROPY:
+        Y1 = V.targets(y[:, 0], loss, 6, k, dtype)
+        assert Y1.shape == (6, 1) and np.shares_memory(Y1, y)
+    for bad, message in [(np.nan, "NaN or infinity"), (np.inf, "NaN or infinity"),
+                         (-np.inf, "NaN or infinity"), (2.0, "must lie in")]:
+        if loss == MSE and message == "must lie in":
+            continue  # any finite value is a regression target
+        b = y.copy()
+        b[3, k - 1] = bad
+        with pytest.raises(ValueError, match=message):
+            V.targets(b, loss, 6, k, dtype)
+
+
+def test_as_matrix_fast_path_keeps_every_check():
+    X = np.ones((4, 3))
+    assert V.as_matrix(X, np.dtype(np.float64), 3) is X
+    with pytest.raises(ValueError, match="expects 2"):
+        V.as_matrix(X, np.dtype(np.float64), 2)
+    with pytest.raises(ValueError, match="empty"):
+        V.as_matrix(X[:0], np.dtype(np.float64), 3)
+    X[2, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        V.as_matrix(X, np.dtype(np.float64), 3)
+
+
+@pytest.mark.parametrize("check,good,bad", [
+    (V.check_positive_int, [1, 7, np.int64(3)], [0, -1, 1.0, True, "2", None]),
+    (V.check_positive_float, [1e-9, 2.0, 3, np.float32(0.5)],
+     [0.0, -1.0, math.inf, math.nan, True, "1"]),
+    (V.check_nonnegative_float, [0.0, 2.0, 0, np.float64(1.5)],
+     [-1e-9, math.inf, math.nan, False, None]),
+])
+def test_scalar_checks_agree_on_both_paths(check, good, bad):
+    for v in good:
+        out = check(v, "x")
+        assert out == v and type(out) in (int, float)
+    for v in bad:
+        with pytest.raises(ValueError, match="x must"):
+            check(v, "x")
+
+
+def test_check_fraction_intervals():
+    assert V.check_fraction(0.0, "f") == 0.0
+    with pytest.raises(ValueError):
+        V.check_fraction(0.0, "f", low_open=True)
+    for v in (1.0, -0.1, math.nan):
+        with pytest.raises(ValueError):
+            V.check_fraction(v, "f")
+    assert V.check_fraction(1.0, "f", high_open=False) == 1.0
+
+
+def test_plateau_counts_a_fall_of_exactly_tol_as_improvement():
+    """scikit-learn's rule: no improvement when ``loss > best - tol``."""
+    plan = Plan(epochs=10, batch_size=1, opt=None, tol=0.25, patience=2)
+    state, history = State(rng=None, lr=0.1), History()
+    stops = [_plateau(plan, state, {"loss": v}, None, history, e)
+             for e, v in enumerate([1.0, 0.75, 0.5, 0.3, 0.2], 1)]
+    # 0.75 and 0.5 fall by exactly tol: improvements; 0.3 and 0.2 do not: the second stops
+    assert stops == [None, None, None, None, "no_improvement"]
+    assert state.best == 0.2 and history.best_epoch == 5
