@@ -16,6 +16,7 @@ from libc.math cimport (
     exp, expf, expm1, expm1f, log, log1p, log1pf, sqrt, sqrtf, tanh, INFINITY,
 )
 from libc.stdint cimport uint32_t, uint64_t, int32_t, int64_t
+from libc.string cimport memcpy, memset
 from cython.parallel cimport prange
 from scipy.linalg.cython_blas cimport sgemm as scipy_sgemm, dgemm as scipy_dgemm
 
@@ -518,6 +519,102 @@ cdef bint _all_finite(real *x, Py_ssize_t size) noexcept nogil:
         for i in range(size):
             acc64 |= (u64[i] & 0x7ff0000000000000u) + 0x0010000000000000u
         return (acc64 & 0x8000000000000000u) == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# train_step's checks, for the API layer (not kernels: these validate, and never raise)
+#
+# ``MLP.train_step`` on a small batch costs as much in NumPy checks (a finiteness scan, label
+# min/max, a one-hot fill, a parameter copy and scan) as in the step itself; these do the same
+# work in single compiled passes. They answer yes or no: on no, the caller runs its NumPy
+# checks, which convert what they can and raise the ValueError that names the problem.
+
+cdef inline bint _native_aligned(cnp.ndarray a):
+    return cnp.PyArray_ISALIGNED(a) and cnp.PyArray_ISNOTSWAPPED(a)
+
+
+def step_inputs(X, y, Y, Py_ssize_t n_in):
+    """Check a batch for ``train_step`` and write its labels one-hot into ``Y``; returns n.
+
+    Returns the row count n when ``X`` is a finite, C-contiguous (n, n_in) ndarray (n >= 1) of
+    ``Y``'s dtype and ``y`` an ndarray of n int32/int64 labels in [0, k), k = ``Y.shape[1]``;
+    ``Y[:n]`` then holds them one-hot. Returns 0 when any of this does not hold (nothing is
+    raised: the caller checks again in NumPy), and -n when ``Y``, the caller's C-contiguous
+    buffer, has fewer than n rows.
+    """
+    cdef cnp.ndarray ax, ay, aY = <cnp.ndarray>Y
+    cdef Py_ssize_t n, k, cap, i, stride
+    cdef int64_t label
+    cdef char *pl
+    cdef void *px
+    cdef void *pY
+    cdef bint wide, ok
+    if not (cnp.PyArray_CheckExact(X) and cnp.PyArray_CheckExact(y)):
+        return 0
+    ax = <cnp.ndarray>X
+    ay = <cnp.ndarray>y
+    if (cnp.PyArray_TYPE(ax) != cnp.PyArray_TYPE(aY) or cnp.PyArray_NDIM(ax) != 2
+            or not cnp.PyArray_IS_C_CONTIGUOUS(ax) or not _native_aligned(ax)
+            or cnp.PyArray_DIM(ax, 1) != n_in):
+        return 0
+    n = cnp.PyArray_DIM(ax, 0)
+    if (n == 0 or cnp.PyArray_NDIM(ay) != 1 or cnp.PyArray_DIM(ay, 0) != n
+            or not cnp.PyArray_ISSIGNED(ay) or not _native_aligned(ay)
+            or cnp.PyArray_ITEMSIZE(ay) not in (4, 8)):
+        return 0
+    cap = cnp.PyArray_DIM(aY, 0)
+    k = cnp.PyArray_DIM(aY, 1)
+    if cap < n:
+        return -n
+    wide = cnp.PyArray_ITEMSIZE(ay) == 8
+    stride = cnp.PyArray_STRIDE(ay, 0)
+    pl = cnp.PyArray_BYTES(ay)
+    px = cnp.PyArray_DATA(ax)
+    pY = cnp.PyArray_DATA(aY)
+    with nogil:
+        ok = True
+        for i in range(n):
+            label = (<int64_t *>(pl + i * stride))[0] if wide else (<int32_t *>(pl + i * stride))[0]
+            if label < 0 or label >= k:
+                ok = False
+                break
+        if ok:
+            if cnp.PyArray_TYPE(ax) == cnp.NPY_FLOAT32:
+                ok = _all_finite(<float *>px, n * n_in)
+            else:
+                ok = _all_finite(<double *>px, n * n_in)
+        if ok:
+            memset(pY, 0, n * k * cnp.PyArray_ITEMSIZE(aY))
+            for i in range(n):
+                label = (<int64_t *>(pl + i * stride))[0] if wide else (<int32_t *>(pl + i * stride))[0]
+                if cnp.PyArray_TYPE(ax) == cnp.NPY_FLOAT32:
+                    (<float *>pY)[i * k + label] = 1
+                else:
+                    (<double *>pY)[i * k + label] = 1
+    return n if ok else 0
+
+
+def copy_into(dst, src):
+    """``dst[...] = src`` for two C-contiguous arrays of one dtype and size (a memcpy)."""
+    cdef void *pd = cnp.PyArray_DATA(<cnp.ndarray>dst)
+    cdef void *ps = cnp.PyArray_DATA(<cnp.ndarray>src)
+    cdef size_t nbytes = cnp.PyArray_NBYTES(<cnp.ndarray>src)
+    with nogil:
+        memcpy(pd, ps, nbytes)
+
+
+def all_finite(a):
+    """True if the C-contiguous float32/float64 array ``a`` holds no NaN or infinity."""
+    cdef Py_ssize_t size = cnp.PyArray_SIZE(<cnp.ndarray>a)
+    cdef void *p = cnp.PyArray_DATA(<cnp.ndarray>a)
+    cdef bint ok
+    if cnp.PyArray_TYPE(<cnp.ndarray>a) == cnp.NPY_FLOAT32:
+        with nogil:
+            ok = _all_finite(<float *>p, size)
+    else:
+        with nogil:
+            ok = _all_finite(<double *>p, size)
+    return ok
 
 
 # ---------------------------------------------------------------------------------------------
