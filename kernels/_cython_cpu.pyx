@@ -376,21 +376,27 @@ cdef inline double _row_output(real *z, real *y, int loss, real *dz, double w,
                                Py_ssize_t k) noexcept nogil:
     """Loss of one sample from its logits, and dz = w * (g(z) - y)."""
     cdef Py_ssize_t j
-    cdef double m, s, lse, li = 0.0, zj, yj, d
+    cdef double m, s, lse, li = 0.0, zj, yj, d, scale
+    cdef real e
     if loss == CROSS_ENTROPY:
         m = -INFINITY
         for j in range(k):
             if z[j] > m:
                 m = z[j]
+        # one exponential per logit, in the array's precision (expf for float32: the sum, log
+        # and loss stay in double); dz holds exp(z - m) until the last pass
         s = 0.0
         for j in range(k):
-            s += exp(z[j] - m)
+            e = _exp(<real>(z[j] - m))
+            dz[j] = e
+            s += e
         lse = m + log(s)
+        scale = w / s
         for j in range(k):
             yj = y[j]
             if yj != 0:  # skip 0 * inf when the logit gap overflows
                 li += yj * (lse - z[j])
-            dz[j] = <real>((exp(z[j] - lse) - yj) * w)
+            dz[j] = <real>(dz[j] * scale - yj * w)
     elif loss == BCE:
         for j in range(k):
             zj = z[j]

@@ -14,7 +14,7 @@ from .._codes import (
     OPT_NESTEROV, OPT_SGD, RELU, SIGMOID, SOFTMAX, SOFTPLUS, STEP, TANH,
 )
 from ._jit import jit
-from ._numba_blas import dz_w, dzt_a, x_wt
+from ._numba_blas import dz_w, dzt_a, dzt_a_update, x_wt
 
 
 @jit(inline="always")
@@ -99,6 +99,25 @@ def _matmul_tn(A, B, out):
     for i in range(n):
         for j in range(m):
             a = A[i, j]
+            for p in range(k):
+                out[j, p] += a * B[i, p]
+
+
+@jit
+def _matmul_tn_update(A, B, out, alpha, beta):
+    """out = beta * out + alpha * A.T @ B: plain SGD's weight update folded into the product."""
+    n, m = A.shape
+    k = B.shape[1]
+    if n * m * k > SMALL_GEMM:
+        dzt_a_update(A, B, out, alpha, beta)
+        return
+    if beta != 1.0:
+        for j in range(m):
+            for p in range(k):
+                out[j, p] *= beta
+    for i in range(n):
+        for j in range(m):
+            a = alpha * A[i, j]
             for p in range(k):
                 out[j, p] += a * B[i, p]
 
@@ -200,22 +219,24 @@ def output_step(Z, Y, loss, dZ, sw):
         w = inv_n if sw is None else sw[i] * inv_n
         li = 0.0
         if loss == CROSS_ENTROPY:
-            m = -np.inf
-            for j in range(k):
+            m = Z[i, 0]  # the array's type, so the exponentials below are float32 for float32
+            for j in range(1, k):
                 if Z[i, j] > m:
                     m = Z[i, j]
+            # one exponential per logit (dZ holds exp(z - m) until the last pass); the sum, the
+            # log and the loss stay in float64
             s = 0.0
             for j in range(k):
-                s += math.exp(Z[i, j] - m)
+                e = math.exp(Z[i, j] - m)
+                dZ[i, j] = e
+                s += e
             lse = m + math.log(s)
-            inv_s = 1.0 / s
-            ysum = 0.0
+            scale = w / s
             for j in range(k):
                 y = Y[i, j]
-                ysum += y
                 if y != 0:  # skip 0 * inf when the logit gap overflows
                     li += y * (lse - Z[i, j])
-                dZ[i, j] = (math.exp(Z[i, j] - m) * inv_s - y) * w
+                dZ[i, j] = dZ[i, j] * scale - y * w
         elif loss == BCE:
             for j in range(k):
                 z = Z[i, j]
@@ -379,8 +400,12 @@ def _sample_gradients(theta, grad, shapes, acts, loss, p_off, a_off, work, d_off
 
 @jit
 def _batch_gradients(Xb, Yb, swb, theta, grad, shapes, acts, loss, p_off, a_off, work, d_off0,
-                     d_off1):
-    """Forward, fused output step and backward for one batch; returns the batch loss."""
+                     d_off1, fold):
+    """Forward, fused output step and backward for one batch; returns (batch loss, first dZ).
+
+    With ``fold`` the first layer's dW is not computed (its slot in ``grad`` is left as it was):
+    ``_batch_update`` folds that layer's SGD update into the product, from the returned delta.
+    """
     n = Xb.shape[0]
     L = shapes.shape[0]
     k = shapes[L - 1, 0]
@@ -409,9 +434,39 @@ def _batch_gradients(Xb, Yb, swb, theta, grad, shapes, acts, loss, p_off, a_off,
             nxt = work[off:off + n * fi].reshape(n, fi)
             backward(dZ, A, A_prev, W, act, dW, db, nxt)
             dZ = nxt
+        elif fold:
+            _delta_and_db(dZ, A, act, db)
         else:
             backward(dZ, A, Xb, W, act, dW, db, None)
-    return value
+    return value, dZ
+
+
+@jit
+def _batch_update(Xb, dZ0, value, theta, grad, shapes, p_off, opt, hyper, s1, s2, t, l2, fold):
+    """Check one batch's loss and gradient, then update; returns False (nothing updated) if any
+    is not finite. With ``fold`` (plain SGD) the first layer's weights are updated inside its
+    weight-gradient product, ``W = (1 - lr * l2) W - lr * dZ0.T @ Xb``, so its dW is never
+    written, checked or read back: its finite inputs (``dZ0``) are checked instead."""
+    L = shapes.shape[0]
+    w0_end = shapes[0, 0] * shapes[0, 1]
+    if fold:
+        if not (math.isfinite(value) and _all_finite(grad[w0_end:p_off[L]])
+                and _all_finite(dZ0.reshape(dZ0.size))):
+            return False
+        lr = hyper[H_LR]
+        _matmul_tn_update(dZ0, Xb, theta[:w0_end].reshape(shapes[0, 0], shapes[0, 1]), -lr,
+                          1.0 - lr * l2)
+        _update_range(opt, hyper, theta, grad, s1, s2, w0_end, p_off[1], t, 0.0)
+        first = 1
+    else:
+        if not (math.isfinite(value) and _all_finite(grad[:p_off[L]])):
+            return False
+        first = 0
+    for l in range(first, L):
+        w_end = p_off[l] + shapes[l, 0] * shapes[l, 1]
+        _update_range(opt, hyper, theta, grad, s1, s2, p_off[l], w_end, t, l2)  # weights
+        _update_range(opt, hyper, theta, grad, s1, s2, w_end, p_off[l + 1], t, 0.0)  # biases
+    return True
 
 
 @jit
@@ -466,8 +521,15 @@ def train_epoch(X, Y, sw, order, theta, grad, shapes, acts, loss, batch_size, op
                 swb = work[B * (n_in + k):B * (n_in + k) + n]
                 for i in range(n):
                     swb[i] = sw[order[start + i]]
-            value = _batch_gradients(Xb, Yb, swb, theta, grad, shapes, acts, loss, p_off, a_off,
-                                     work, d_off0, d_off1)
+            fold = opt == OPT_SGD
+            value, dZ0 = _batch_gradients(Xb, Yb, swb, theta, grad, shapes, acts, loss, p_off,
+                                          a_off, work, d_off0, d_off1, fold)
+            if not _batch_update(Xb, dZ0, value, theta, grad, shapes, p_off, opt, hyper, s1, s2,
+                                 t0 + done + 1, l2, fold):
+                break
+            loss_sum += value * n
+            done += 1
+            continue
         if not (math.isfinite(value) and _all_finite(grad)):
             break
         t = t0 + done + 1
