@@ -33,6 +33,57 @@ cdef extern from *:
     """
     int fastnn_have_openmp() nogil
 
+cdef extern from *:
+    """
+    #include <float.h>
+    #include <math.h>
+    #include <stdint.h>
+    #include <string.h>
+    /* exp(x) for float32 x <= 0 (or NaN), without branches so that a loop over it vectorises
+       (libm's expf is a call per element). Cephes' expf: x = n ln2 + r, |r| <= ln2 / 2, a
+       degree-6 polynomial for exp(r) (about 1 ulp), and 2^n put in the exponent bits of the
+       float that rounded x / ln2. The selects are bit masks, as the vectoriser needs: x < -87,
+       where exp(x) < 2e-38 is below what a softmax sum of at least 1 can tell from 0, gives 0,
+       and a NaN comes back as it went in. */
+    static inline float fastnn_expf_nonpos(float x) {
+    #if FLT_EVAL_METHOD == 0
+        const float magic = 12582912.0f;  /* 1.5 * 2^23: adding it rounds to an integer */
+        uint32_t ux, ax, big, nan, uxc, ut, us, up;
+        float xc, t, n, r, p, scale;
+        memcpy(&ux, &x, 4);
+        ax = ux & 0x7FFFFFFFu;
+        big = -(uint32_t)(ax > 0x42AE0000u);   /* |x| > 87, inf or NaN */
+        nan = -(uint32_t)(ax > 0x7F800000u);
+        uxc = (big & 0xC2AE0000u) | (~big & ux);  /* x, or -87 */
+        memcpy(&xc, &uxc, 4);
+        t = xc * 1.44269504088896341f + magic;
+        n = t - magic;
+        r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
+        p = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r
+              + 4.1665795894e-2f) * r + 1.6666665459e-1f) * r + 5.0000001201e-1f;
+        p = p * (r * r) + r + 1.0f;
+        memcpy(&ut, &t, 4);
+        us = (ut - 0x4B400000u + 127u) << 23;  /* 2^n */
+        memcpy(&scale, &us, 4);
+        p = p * scale;
+        memcpy(&up, &p, 4);
+        up = (~big & up) | (nan & ux);
+        memcpy(&p, &up, 4);
+        return p;
+    #else  /* excess precision would break the rounding trick */
+        return expf(x);
+    #endif
+    }
+
+    /* a[i] = exp(a[i]) for a[i] <= 0, in place: one long loop that the compiler vectorises */
+    static void fastnn_expf_nonpos_inplace(float *a, Py_ssize_t size) {
+        Py_ssize_t i;
+        for (i = 0; i < size; i++)
+            a[i] = fastnn_expf_nonpos(a[i]);
+    }
+    """
+    void fastnn_expf_nonpos_inplace(float *a, Py_ssize_t size) nogil
+
 ctypedef fused real:
     float
     double
@@ -372,31 +423,63 @@ cdef void _delta_db(real *dZ, real *A, int act, real *db, Py_ssize_t n,
         _cols_delta_db(dZ, A, act, db, n, k, 0, k)
 
 
+cdef inline real _row_max(real *z, Py_ssize_t k) noexcept nogil:
+    """The largest of z[:k], NaNs aside (-inf if none)."""
+    cdef Py_ssize_t j
+    cdef real m = -INFINITY
+    for j in range(k):
+        if z[j] > m:
+            m = z[j]
+    return m
+
+
+cdef inline real _row_shift(real *z, real *dz, Py_ssize_t k) noexcept nogil:
+    """dz = z - max(z), all <= 0 (NaN where z is NaN, or everywhere if all z are -inf);
+    returns the maximum."""
+    cdef Py_ssize_t j
+    cdef real m = _row_max(z, k)
+    for j in range(k):
+        dz[j] = z[j] - m
+    return m
+
+
+cdef inline double _row_cross_entropy(real *z, real *y, real *dz, double m, double w,
+                                      Py_ssize_t k) noexcept nogil:
+    """Cross-entropy of one sample, from dz = exp(z - m) (m its largest logit); leaves
+    dz = w * (softmax(z) - y). The sum, log and loss are in double."""
+    cdef Py_ssize_t j
+    cdef double s = 0.0, lse, li = 0.0, yj, scale
+    for j in range(k):
+        s += dz[j]
+    lse = m + log(s)
+    scale = w / s
+    for j in range(k):
+        yj = y[j]
+        if yj != 0:  # skip 0 * inf when the logit gap overflows
+            li += yj * (lse - z[j])
+        dz[j] = <real>(dz[j] * scale - yj * w)
+    return li
+
+
+cdef inline void _exp_nonpos_inplace(real *a, Py_ssize_t size) noexcept nogil:
+    """a = exp(a) for a <= 0, in the array's precision (float32's loop vectorises)."""
+    cdef Py_ssize_t j
+    if real is float:
+        fastnn_expf_nonpos_inplace(a, size)
+    else:
+        for j in range(size):
+            a[j] = exp(a[j])
+
+
 cdef inline double _row_output(real *z, real *y, int loss, real *dz, double w,
                                Py_ssize_t k) noexcept nogil:
     """Loss of one sample from its logits, and dz = w * (g(z) - y)."""
     cdef Py_ssize_t j
-    cdef double m, s, lse, li = 0.0, zj, yj, d, scale
-    cdef real e
-    if loss == CROSS_ENTROPY:
-        m = -INFINITY
-        for j in range(k):
-            if z[j] > m:
-                m = z[j]
-        # one exponential per logit, in the array's precision (expf for float32: the sum, log
-        # and loss stay in double); dz holds exp(z - m) until the last pass
-        s = 0.0
-        for j in range(k):
-            e = _exp(<real>(z[j] - m))
-            dz[j] = e
-            s += e
-        lse = m + log(s)
-        scale = w / s
-        for j in range(k):
-            yj = y[j]
-            if yj != 0:  # skip 0 * inf when the logit gap overflows
-                li += yj * (lse - z[j])
-            dz[j] = <real>(dz[j] * scale - yj * w)
+    cdef double m, li = 0.0, zj, yj, d
+    if loss == CROSS_ENTROPY:  # one exponential per logit
+        m = _row_shift(z, dz, k)
+        _exp_nonpos_inplace(dz, k)
+        li = _row_cross_entropy(z, y, dz, m, w, k)
     elif loss == BCE:
         for j in range(k):
             zj = z[j]
@@ -419,6 +502,14 @@ cdef double _output_step(real *Z, real *Y, int loss, real *dZ, real *sw, Py_ssiz
         for i in prange(n, num_threads=_nthreads, schedule='static'):
             w = 1.0 if sw == NULL else sw[i]
             total += w * _row_output(Z + i * k, Y + i * k, loss, dZ + i * k, w * inv_n, k)
+    elif loss == CROSS_ENTROPY:  # the exponentials of all rows in one loop
+        for i in range(n):
+            _row_shift(Z + i * k, dZ + i * k, k)
+        _exp_nonpos_inplace(dZ, n * k)
+        for i in range(n):
+            w = 1.0 if sw == NULL else sw[i]
+            total += w * _row_cross_entropy(Z + i * k, Y + i * k, dZ + i * k,
+                                            _row_max(Z + i * k, k), w * inv_n, k)
     else:
         for i in range(n):
             w = 1.0 if sw == NULL else sw[i]
