@@ -161,3 +161,14 @@ def test_train_step_lr_check(backend, lr):
 
 def test_numpy_backend_keeps_its_numpy_checks():
     assert model_module._step_helpers(fastnn._backend.kernels("numpy")) is None
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_all_finite_sees_every_position(dtype):
+    # the scan keeps 16 accumulators and a scalar tail: every slot of each must count
+    for size in (1, 15, 16, 17, 47, 48):
+        for i in range(size):
+            for bad in (np.nan, np.inf, -np.inf):
+                a = np.full(size, -np.finfo(dtype).max, dtype)
+                a[i] = bad
+                assert not cy.all_finite(a), (size, i, bad)
