@@ -156,6 +156,8 @@ class MLP:
         return as_matrix(X, self.dtype, self.layers[0].in_features)
 
     def _check_trainable(self):
+        if self._trainable:  # decided once (_reset_scratch): train_step calls this every step
+            return
         for i, layer in enumerate(self.layers):
             if layer._act in NO_GRADIENT:
                 raise ValueError(f"cannot train through layer {i}: 'step' has no useful "
@@ -277,6 +279,8 @@ class MLP:
         self._work_per_row = workspace_size(self._shapes, 1)  # linear in the batch size
         self._theta_keep = np.empty_like(self._theta)
         self._n_in, self._n_out = int(self._shapes[0, 1]), int(self._shapes[-1, 0])
+        self._trainable = self._loss is not None and not any(
+            int(a) in NO_GRADIENT for a in self._acts)
         self._onehot = np.zeros((0, self._n_out), dtype=self.dtype)  # train_step's targets
 
     def _workspace(self, batch):
@@ -312,11 +316,11 @@ class MLP:
             lr = check_positive_float(lr, "lr")
         self._check_trainable()
         K = self._kernels()
-        if _device.on_device(K):
+        fast = _step_helpers(K)  # never None for a compiled CPU backend
+        if fast is None and _device.on_device(K):
             return self._train_step_device(K, X, y, lr)
         # Host path, kept lean: at batch 32 the Python around the kernel can cost as much as it.
         _device.sync_host(self)
-        fast = _step_helpers(K)
         n = 0
         if fast is not None and self._loss == CROSS_ENTROPY:
             Y = self._onehot
