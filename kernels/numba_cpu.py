@@ -190,9 +190,10 @@ def _delta_and_db(dZ, A, act, db):
             for j in range(k):
                 db[j] += dZ[i, j]
     elif act == RELU:
+        zero = dZ.dtype.type(0)  # not 0.0: a float64 d made the float32 loop scalar (4x slower)
         for i in range(n):
             for j in range(k):
-                d = dZ[i, j] if A[i, j] > 0 else 0.0
+                d = dZ[i, j] if A[i, j] > zero else zero
                 dZ[i, j] = d
                 db[j] += d
     else:
