@@ -30,7 +30,7 @@ def _step_helpers(K):
     except KeyError:
         pass
     helpers = None
-    if K.__name__ in (_backend.MODULES["cython"], _backend.MODULES["numba"]):
+    if getattr(K, "__name__", None) in (_backend.MODULES["cython"], _backend.MODULES["numba"]):
         try:
             helpers = _backend.kernels("cython")
         except (ImportError, RuntimeError):  # the extension was not built
@@ -316,7 +316,7 @@ class MLP:
             lr = check_positive_float(lr, "lr")
         self._check_trainable()
         K = self._kernels()
-        fast = _step_helpers(K)  # never None for a compiled CPU backend
+        fast = _step_helpers(K)  # None for numpy and cuda (or without the Cython extension)
         if fast is None and _device.on_device(K):
             return self._train_step_device(K, X, y, lr)
         # Host path, kept lean: at batch 32 the Python around the kernel can cost as much as it.

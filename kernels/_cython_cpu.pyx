@@ -647,6 +647,10 @@ cdef inline bint _native_aligned(cnp.ndarray a):
     return cnp.PyArray_ISALIGNED(a) and cnp.PyArray_ISNOTSWAPPED(a)
 
 
+cdef inline int64_t _label(char *p, bint wide) noexcept nogil:
+    return (<int64_t *>p)[0] if wide else (<int32_t *>p)[0]
+
+
 def step_inputs(X, y, Y, Py_ssize_t n_in):
     """Check a batch for ``train_step`` and write its labels one-hot into ``Y``; returns n.
 
@@ -688,7 +692,7 @@ def step_inputs(X, y, Y, Py_ssize_t n_in):
     with nogil:
         ok = True
         for i in range(n):
-            label = (<int64_t *>(pl + i * stride))[0] if wide else (<int32_t *>(pl + i * stride))[0]
+            label = _label(pl + i * stride, wide)
             if label < 0 or label >= k:
                 ok = False
                 break
@@ -700,7 +704,7 @@ def step_inputs(X, y, Y, Py_ssize_t n_in):
         if ok:
             memset(pY, 0, n * k * cnp.PyArray_ITEMSIZE(aY))
             for i in range(n):
-                label = (<int64_t *>(pl + i * stride))[0] if wide else (<int32_t *>(pl + i * stride))[0]
+                label = _label(pl + i * stride, wide)
                 if cnp.PyArray_TYPE(ax) == cnp.NPY_FLOAT32:
                     (<float *>pY)[i * k + label] = 1
                 else:
