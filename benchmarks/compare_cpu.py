@@ -147,18 +147,32 @@ def profile_train_step(batch, sizes, backend="cython", reps=2000):
             out = min(out, (CLOCK() - t) / reps)
         return out * 1e6
 
+    from fastnn import model as model_module
+
+    fast = model_module._step_helpers(K)  # the compiled checks (None: NumPy's)
+    model.train_step(X, y, 0.01)  # sizes the one-hot buffer
     parts = {
         "train_step (whole)": lambda: model.train_step(X, y, 0.01),
         "  kernel train_epoch": lambda: K.train_epoch(
             X, Y, None, None, model._theta, model._grad, model._shapes, model._acts, model._loss,
             batch, 0, hyper, model._no_state, model._no_state, 0, work),
-        "  _check_X (as_matrix)": lambda: model._check_X(X),
-        "  _targets (labels -> one-hot)": lambda: model._targets(y, batch),
+    }
+    if fast is not None:
+        parts.update({
+            "  step_inputs (X, labels, one-hot)": lambda: fast.step_inputs(
+                X, y, model._onehot, sizes[0]),
+            "  copy_into (parameter copy)": lambda: fast.copy_into(model._theta_keep,
+                                                                  model._theta),
+            "  all_finite (parameter scan)": lambda: fast.all_finite(model._theta),
+        })
+    parts.update({
+        "  NumPy path: _check_X (as_matrix)": lambda: model._check_X(X),
+        "  NumPy path: _step_targets": lambda: model._step_targets(y, batch),
         "  _workspace (workspace_size)": lambda: model._workspace(batch),
         "  check_positive_float(lr)": lambda: check_positive_float(0.01, "lr"),
         "  _check_trainable": model._check_trainable,
         "  _backend.kernels()": _backend.kernels,
-    }
+    })
     print(f"\ntrain_step profile, {backend}, batch {batch} {'-'.join(map(str, sizes))}:")
     for name, f in parts.items():
         print(f"  {name:<34}{best(f):8.2f} us")
@@ -255,7 +269,9 @@ def main(argv=None):
             print(line)
         results["cases"].append(case)
     if args.profile:
-        profile_train_step(*CASES[0][:2])
+        for backend in ("cython", "numba"):
+            if backend in fastnn.available_backends():
+                profile_train_step(*CASES[0][:2], backend=backend)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -52,6 +52,8 @@ def available_backends():
 
 
 def _check(name):
+    if type(name) is str and name in _loaded:  # imported once, so available (saves ~1 µs)
+        return
     if not isinstance(name, str) or name not in MODULES:
         raise ValueError(f"unknown backend {name!r}; expected one of {sorted(MODULES)}")
     why = _why_unavailable(name)
@@ -80,6 +82,9 @@ def set_backend(name):
 def get_backend():
     """Name of the backend in use: set_backend's choice, else ``FASTNN_BACKEND``, else the fastest."""
     global _current
+    current = _current
+    if current is not None:  # set already: no lock needed to read one name (hot path)
+        return current
     with _lock:
         if _current is None:
             env = os.environ.get("FASTNN_BACKEND", "").strip()

@@ -14,6 +14,30 @@ from ._validation import (
 from .kernels.layout import param_size, param_views, work_views, workspace_size
 from .layers import Dense
 
+_INF = float("inf")
+_STEP_HELPERS = {}
+
+
+def _step_helpers(K):
+    """The compiled checks ``train_step`` runs for host kernels ``K``, or None to use NumPy's.
+
+    They live in the Cython extension and serve both compiled CPU backends (numba and cython);
+    the NumPy reference backend keeps its pure-NumPy checks, as the baseline it is, and so does
+    every backend when the extension was not built.
+    """
+    try:
+        return _STEP_HELPERS[K]
+    except KeyError:
+        pass
+    helpers = None
+    if getattr(K, "__name__", None) in (_backend.MODULES["cython"], _backend.MODULES["numba"]):
+        try:
+            helpers = _backend.kernels("cython")
+        except (ImportError, RuntimeError):  # the extension was not built
+            helpers = None
+    _STEP_HELPERS[K] = helpers
+    return helpers
+
 
 class MLP:
     """A multilayer perceptron: Dense layers trained with fused kernels.
@@ -132,6 +156,8 @@ class MLP:
         return as_matrix(X, self.dtype, self.layers[0].in_features)
 
     def _check_trainable(self):
+        if self._trainable:  # decided once (_reset_scratch): train_step calls this every step
+            return
         for i, layer in enumerate(self.layers):
             if layer._act in NO_GRADIENT:
                 raise ValueError(f"cannot train through layer {i}: 'step' has no useful "
@@ -247,14 +273,17 @@ class MLP:
         return float(1 - ss / st) if st > 0 else 0.0
 
     # training ---------------------------------------------------------------------------
-    _SCRATCH = ("_work", "_theta_keep", "_onehot", "_rows")
+    _SCRATCH = ("_work", "_theta_keep", "_onehot")
 
     def _reset_scratch(self):
         """(Re)create the scratch buffers training reuses; they are never pickled."""
         self._work = np.zeros(0, dtype=self.dtype)
         self._work_per_row = workspace_size(self._shapes, 1)  # linear in the batch size
         self._theta_keep = np.empty_like(self._theta)
-        self._onehot = self._rows = None
+        self._n_in, self._n_out = int(self._shapes[0, 1]), int(self._shapes[-1, 0])
+        self._trainable = self._loss is not None and not any(
+            int(a) in NO_GRADIENT for a in self._acts)
+        self._onehot = np.zeros((0, self._n_out), dtype=self.dtype)  # train_step's targets
 
     def _workspace(self, batch):
         need = batch * self._work_per_row
@@ -285,29 +314,44 @@ class MLP:
         Raises FloatingPointError, leaving the model unchanged, if the loss or gradient is not
         finite or the update overflows the parameters. Not thread-safe on one model.
         """
-        lr = check_positive_float(lr, "lr")
+        if type(lr) is not float or not 0.0 < lr < _INF:  # a plain float skips the slow check
+            lr = check_positive_float(lr, "lr")
         self._check_trainable()
         K = self._kernels()
-        if _device.on_device(K):
+        fast = _step_helpers(K)  # None for numpy and cuda (or without the Cython extension)
+        if fast is None and _device.on_device(K):
             return self._train_step_device(K, X, y, lr)
-        # Host path, kept lean: at batch 32 the Python around the kernel costs as much as it.
+        # Host path, kept lean: at batch 32 the Python around the kernel can cost as much as it.
         _device.sync_host(self)
-        X = self._check_X(X)
-        n = X.shape[0]
-        Y = self._step_targets(y, n)
+        n = 0
+        if fast is not None and self._loss == CROSS_ENTROPY:
+            Y = self._onehot
+            n = fast.step_inputs(X, y, Y, self._n_in)
+            if n < 0:  # a larger batch than before: grow the one-hot buffer
+                Y = self._onehot = np.zeros((-n, self._n_out), dtype=self.dtype)
+                n = fast.step_inputs(X, y, Y, self._n_in)
+            if n:
+                Y = Y[:n] if n < Y.shape[0] else Y
+        if not n:  # anything else: the NumPy checks (they raise the ValueErrors)
+            X = self._check_X(X)
+            n = X.shape[0]
+            Y = self._step_targets(y, n)
         hyper = self._step_hyper
         hyper[H_LR] = lr
         # The kernels stop before an update whose loss or gradient is not finite, but a finite
         # gradient times a huge lr can still overflow the parameters: keep a copy to restore.
         theta, keep = self._theta, self._theta_keep
-        np.copyto(keep, theta)
+        if fast is None:
+            np.copyto(keep, theta)
+        else:
+            fast.copy_into(keep, theta)
         loss_sum, done = K.train_epoch(
             X, Y, None, None, theta, self._grad, self._shapes, self._acts, self._loss, n,
             OPT_SGD, hyper, self._no_state, self._no_state, 0, self._workspace(n))
         if done == 0:
             raise FloatingPointError("train_step: the loss or gradient is not finite; the model "
                                      "was not updated")
-        if not all_finite(theta):
+        if not (all_finite(theta) if fast is None else fast.all_finite(theta)):
             np.copyto(theta, keep)
             raise FloatingPointError("train_step: the update overflowed the parameters (try a "
                                      "smaller learning rate); the model was not updated")
@@ -330,20 +374,19 @@ class MLP:
         return loss_sum / n
 
     def _step_targets(self, y, n):
-        """Targets for train_step: integer class labels go into a reused one-hot buffer.
+        """Targets for train_step: integer class labels go into the reused one-hot buffer.
 
         Anything else (and any label out of range, for its error message) takes ``_targets``.
         """
         if (self._loss == CROSS_ENTROPY and isinstance(y, np.ndarray) and y.ndim == 1
                 and y.dtype.kind in "iu" and y.shape[0] == n):
-            k = self._shapes[-1, 0]
+            k = self._n_out
             if 0 <= y.min() and y.max() < k:
-                if self._onehot is None or self._onehot.shape[0] < n:
+                if self._onehot.shape[0] < n:
                     self._onehot = np.zeros((n, k), dtype=self.dtype)
-                    self._rows = np.arange(n)
                 Y = self._onehot[:n]
                 Y.fill(0)
-                Y[self._rows[:n], y] = 1
+                Y[np.arange(n), y] = 1
                 return Y
         return self._targets(y, n)
 

@@ -16,6 +16,7 @@ from libc.math cimport (
     exp, expf, expm1, expm1f, log, log1p, log1pf, sqrt, sqrtf, tanh, INFINITY,
 )
 from libc.stdint cimport uint32_t, uint64_t, int32_t, int64_t
+from libc.string cimport memcpy, memset
 from cython.parallel cimport prange
 from scipy.linalg.cython_blas cimport sgemm as scipy_sgemm, dgemm as scipy_dgemm
 
@@ -31,6 +32,57 @@ cdef extern from *:
     #endif
     """
     int fastnn_have_openmp() nogil
+
+cdef extern from *:
+    """
+    #include <float.h>
+    #include <math.h>
+    #include <stdint.h>
+    #include <string.h>
+    /* exp(x) for float32 x <= 0 (or NaN), without branches so that a loop over it vectorises
+       (libm's expf is a call per element). Cephes' expf: x = n ln2 + r, |r| <= ln2 / 2, a
+       degree-6 polynomial for exp(r) (about 1 ulp), and 2^n put in the exponent bits of the
+       float that rounded x / ln2. The selects are bit masks, as the vectoriser needs: x < -87,
+       where exp(x) < 2e-38 is below what a softmax sum of at least 1 can tell from 0, gives 0,
+       and a NaN comes back as it went in. */
+    static inline float fastnn_expf_nonpos(float x) {
+    #if FLT_EVAL_METHOD == 0
+        const float magic = 12582912.0f;  /* 1.5 * 2^23: adding it rounds to an integer */
+        uint32_t ux, ax, big, nan, uxc, ut, us, up;
+        float xc, t, n, r, p, scale;
+        memcpy(&ux, &x, 4);
+        ax = ux & 0x7FFFFFFFu;
+        big = -(uint32_t)(ax > 0x42AE0000u);   /* |x| > 87, inf or NaN */
+        nan = -(uint32_t)(ax > 0x7F800000u);
+        uxc = (big & 0xC2AE0000u) | (~big & ux);  /* x, or -87 */
+        memcpy(&xc, &uxc, 4);
+        t = xc * 1.44269504088896341f + magic;
+        n = t - magic;
+        r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
+        p = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r
+              + 4.1665795894e-2f) * r + 1.6666665459e-1f) * r + 5.0000001201e-1f;
+        p = p * (r * r) + r + 1.0f;
+        memcpy(&ut, &t, 4);
+        us = (ut - 0x4B400000u + 127u) << 23;  /* 2^n */
+        memcpy(&scale, &us, 4);
+        p = p * scale;
+        memcpy(&up, &p, 4);
+        up = (~big & up) | (nan & ux);
+        memcpy(&p, &up, 4);
+        return p;
+    #else  /* excess precision would break the rounding trick */
+        return expf(x);
+    #endif
+    }
+
+    /* a[i] = exp(a[i]) for a[i] <= 0, in place: one long loop that the compiler vectorises */
+    static void fastnn_expf_nonpos_inplace(float *a, Py_ssize_t size) {
+        Py_ssize_t i;
+        for (i = 0; i < size; i++)
+            a[i] = fastnn_expf_nonpos(a[i]);
+    }
+    """
+    void fastnn_expf_nonpos_inplace(float *a, Py_ssize_t size) nogil
 
 ctypedef fused real:
     float
@@ -371,25 +423,63 @@ cdef void _delta_db(real *dZ, real *A, int act, real *db, Py_ssize_t n,
         _cols_delta_db(dZ, A, act, db, n, k, 0, k)
 
 
+cdef inline real _row_max(real *z, Py_ssize_t k) noexcept nogil:
+    """The largest of z[:k], NaNs aside (-inf if none)."""
+    cdef Py_ssize_t j
+    cdef real m = -INFINITY
+    for j in range(k):
+        if z[j] > m:
+            m = z[j]
+    return m
+
+
+cdef inline real _row_shift(real *z, real *dz, Py_ssize_t k) noexcept nogil:
+    """dz = z - max(z), all <= 0 (NaN where z is NaN, or everywhere if all z are -inf);
+    returns the maximum."""
+    cdef Py_ssize_t j
+    cdef real m = _row_max(z, k)
+    for j in range(k):
+        dz[j] = z[j] - m
+    return m
+
+
+cdef inline double _row_cross_entropy(real *z, real *y, real *dz, double m, double w,
+                                      Py_ssize_t k) noexcept nogil:
+    """Cross-entropy of one sample, from dz = exp(z - m) (m its largest logit); leaves
+    dz = w * (softmax(z) - y). The sum, log and loss are in double."""
+    cdef Py_ssize_t j
+    cdef double s = 0.0, lse, li = 0.0, yj, scale
+    for j in range(k):
+        s += dz[j]
+    lse = m + log(s)
+    scale = w / s
+    for j in range(k):
+        yj = y[j]
+        if yj != 0:  # skip 0 * inf when the logit gap overflows
+            li += yj * (lse - z[j])
+        dz[j] = <real>(dz[j] * scale - yj * w)
+    return li
+
+
+cdef inline void _exp_nonpos_inplace(real *a, Py_ssize_t size) noexcept nogil:
+    """a = exp(a) for a <= 0, in the array's precision (float32's loop vectorises)."""
+    cdef Py_ssize_t j
+    if real is float:
+        fastnn_expf_nonpos_inplace(a, size)
+    else:
+        for j in range(size):
+            a[j] = exp(a[j])
+
+
 cdef inline double _row_output(real *z, real *y, int loss, real *dz, double w,
                                Py_ssize_t k) noexcept nogil:
     """Loss of one sample from its logits, and dz = w * (g(z) - y)."""
     cdef Py_ssize_t j
-    cdef double m, s, lse, li = 0.0, zj, yj, d
-    if loss == CROSS_ENTROPY:
-        m = -INFINITY
-        for j in range(k):
-            if z[j] > m:
-                m = z[j]
-        s = 0.0
-        for j in range(k):
-            s += exp(z[j] - m)
-        lse = m + log(s)
-        for j in range(k):
-            yj = y[j]
-            if yj != 0:  # skip 0 * inf when the logit gap overflows
-                li += yj * (lse - z[j])
-            dz[j] = <real>((exp(z[j] - lse) - yj) * w)
+    cdef double m, li = 0.0, zj, yj, d
+    if loss == CROSS_ENTROPY:  # one exponential per logit
+        m = _row_shift(z, dz, k)
+        _exp_nonpos_inplace(dz, k)
+        li = _row_cross_entropy(z, y, dz, m, w, k)
     elif loss == BCE:
         for j in range(k):
             zj = z[j]
@@ -412,6 +502,14 @@ cdef double _output_step(real *Z, real *Y, int loss, real *dZ, real *sw, Py_ssiz
         for i in prange(n, num_threads=_nthreads, schedule='static'):
             w = 1.0 if sw == NULL else sw[i]
             total += w * _row_output(Z + i * k, Y + i * k, loss, dZ + i * k, w * inv_n, k)
+    elif loss == CROSS_ENTROPY:  # the exponentials of all rows in one loop
+        for i in range(n):
+            _row_shift(Z + i * k, dZ + i * k, k)
+        _exp_nonpos_inplace(dZ, n * k)
+        for i in range(n):
+            w = 1.0 if sw == NULL else sw[i]
+            total += w * _row_cross_entropy(Z + i * k, Y + i * k, dZ + i * k,
+                                            _row_max(Z + i * k, k), w * inv_n, k)
     else:
         for i in range(n):
             w = 1.0 if sw == NULL else sw[i]
@@ -502,22 +600,139 @@ cdef void _update(int opt, double *hyper, real *p, real *g, real *s1, real *s2,
 
 
 cdef bint _all_finite(real *x, Py_ssize_t size) noexcept nogil:
-    """True if no element is inf or NaN: an exponent-bits test that vectorises."""
-    cdef Py_ssize_t i
-    cdef uint32_t acc32 = 0
-    cdef uint64_t acc64 = 0
+    """True if no element is inf or NaN: an exponent-bits test that vectorises. Sixteen
+    independent accumulators keep several vectors in flight (one chain is latency-bound)."""
+    cdef Py_ssize_t i, j, body = size - size % 16
+    cdef uint32_t acc32[16]
+    cdef uint64_t acc64[16]
+    cdef uint32_t a32 = 0
+    cdef uint64_t a64 = 0
     cdef uint32_t *u32
     cdef uint64_t *u64
     if real is float:
         u32 = <uint32_t *>x
-        for i in range(size):
-            acc32 |= (u32[i] & 0x7f800000u) + 0x00800000u
-        return (acc32 & 0x80000000u) == 0
+        for j in range(16):
+            acc32[j] = 0
+        for i in range(0, body, 16):
+            for j in range(16):
+                acc32[j] |= (u32[i + j] & 0x7f800000u) + 0x00800000u
+        for j in range(16):
+            a32 |= acc32[j]
+        for i in range(body, size):
+            a32 |= (u32[i] & 0x7f800000u) + 0x00800000u
+        return (a32 & 0x80000000u) == 0
     else:
         u64 = <uint64_t *>x
-        for i in range(size):
-            acc64 |= (u64[i] & 0x7ff0000000000000u) + 0x0010000000000000u
-        return (acc64 & 0x8000000000000000u) == 0
+        for j in range(16):
+            acc64[j] = 0
+        for i in range(0, body, 16):
+            for j in range(16):
+                acc64[j] |= (u64[i + j] & 0x7ff0000000000000u) + 0x0010000000000000u
+        for j in range(16):
+            a64 |= acc64[j]
+        for i in range(body, size):
+            a64 |= (u64[i] & 0x7ff0000000000000u) + 0x0010000000000000u
+        return (a64 & 0x8000000000000000u) == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# train_step's checks, for the API layer (not kernels: these validate, and never raise)
+#
+# ``MLP.train_step`` on a small batch costs as much in NumPy checks (a finiteness scan, label
+# min/max, a one-hot fill, a parameter copy and scan) as in the step itself; these do the same
+# work in single compiled passes. They answer yes or no: on no, the caller runs its NumPy
+# checks, which convert what they can and raise the ValueError that names the problem.
+
+cdef inline bint _native_aligned(cnp.ndarray a):
+    return cnp.PyArray_ISALIGNED(a) and cnp.PyArray_ISNOTSWAPPED(a)
+
+
+cdef inline int64_t _label(char *p, bint wide) noexcept nogil:
+    return (<int64_t *>p)[0] if wide else (<int32_t *>p)[0]
+
+
+def step_inputs(X, y, Y, Py_ssize_t n_in):
+    """Check a batch for ``train_step`` and write its labels one-hot into ``Y``; returns n.
+
+    Returns the row count n when ``X`` is a finite, C-contiguous (n, n_in) ndarray (n >= 1) of
+    ``Y``'s dtype and ``y`` an ndarray of n int32/int64 labels in [0, k), k = ``Y.shape[1]``;
+    ``Y[:n]`` then holds them one-hot. Returns 0 when any of this does not hold (nothing is
+    raised: the caller checks again in NumPy), and -n when ``Y``, the caller's C-contiguous
+    buffer, has fewer than n rows.
+    """
+    cdef cnp.ndarray ax, ay, aY = <cnp.ndarray>Y
+    cdef Py_ssize_t n, k, cap, i, stride
+    cdef int64_t label
+    cdef char *pl
+    cdef void *px
+    cdef void *pY
+    cdef bint wide, ok
+    if not (cnp.PyArray_CheckExact(X) and cnp.PyArray_CheckExact(y)):
+        return 0
+    ax = <cnp.ndarray>X
+    ay = <cnp.ndarray>y
+    if (cnp.PyArray_TYPE(ax) != cnp.PyArray_TYPE(aY) or cnp.PyArray_NDIM(ax) != 2
+            or not cnp.PyArray_IS_C_CONTIGUOUS(ax) or not _native_aligned(ax)
+            or cnp.PyArray_DIM(ax, 1) != n_in):
+        return 0
+    n = cnp.PyArray_DIM(ax, 0)
+    if (n == 0 or cnp.PyArray_NDIM(ay) != 1 or cnp.PyArray_DIM(ay, 0) != n
+            or not cnp.PyArray_ISSIGNED(ay) or not _native_aligned(ay)
+            or cnp.PyArray_ITEMSIZE(ay) not in (4, 8)):
+        return 0
+    cap = cnp.PyArray_DIM(aY, 0)
+    k = cnp.PyArray_DIM(aY, 1)
+    if cap < n:
+        return -n
+    wide = cnp.PyArray_ITEMSIZE(ay) == 8
+    stride = cnp.PyArray_STRIDE(ay, 0)
+    pl = cnp.PyArray_BYTES(ay)
+    px = cnp.PyArray_DATA(ax)
+    pY = cnp.PyArray_DATA(aY)
+    with nogil:
+        ok = True
+        for i in range(n):
+            label = _label(pl + i * stride, wide)
+            if label < 0 or label >= k:
+                ok = False
+                break
+        if ok:
+            if cnp.PyArray_TYPE(ax) == cnp.NPY_FLOAT32:
+                ok = _all_finite(<float *>px, n * n_in)
+            else:
+                ok = _all_finite(<double *>px, n * n_in)
+        if ok:
+            memset(pY, 0, n * k * cnp.PyArray_ITEMSIZE(aY))
+            for i in range(n):
+                label = _label(pl + i * stride, wide)
+                if cnp.PyArray_TYPE(ax) == cnp.NPY_FLOAT32:
+                    (<float *>pY)[i * k + label] = 1
+                else:
+                    (<double *>pY)[i * k + label] = 1
+    return n if ok else 0
+
+
+def copy_into(dst, src):
+    """``dst[...] = src`` for two C-contiguous arrays of one dtype and size (a memcpy)."""
+    cdef void *pd = cnp.PyArray_DATA(<cnp.ndarray>dst)
+    cdef void *ps = cnp.PyArray_DATA(<cnp.ndarray>src)
+    cdef size_t nbytes = cnp.PyArray_NBYTES(<cnp.ndarray>src)
+    with nogil:
+        memcpy(pd, ps, nbytes)
+
+
+def all_finite(a):
+    """True if the C-contiguous float32/float64 array ``a`` holds no NaN or infinity."""
+    cdef Py_ssize_t size = cnp.PyArray_SIZE(<cnp.ndarray>a)
+    cdef void *p = cnp.PyArray_DATA(<cnp.ndarray>a)
+    cdef bint ok
+    if cnp.PyArray_TYPE(<cnp.ndarray>a) == cnp.NPY_FLOAT32:
+        with nogil:
+            ok = _all_finite(<float *>p, size)
+    else:
+        with nogil:
+            ok = _all_finite(<double *>p, size)
+    return ok
 
 
 # ---------------------------------------------------------------------------------------------
@@ -600,11 +815,11 @@ cdef int _train_epoch(real *X, real *Y, real *sw, int64_t *order64, int32_t *ord
                 nxt = work + off
                 _dz_w(dZ, theta + p_off[l], nxt, <int>n, <int>fi, <int>o)
                 dZ = nxt
-        if fold:  # dZ is the first layer's delta
+        if fold:  # dZ is the first layer's delta, and db its column sums: a NaN or inf in
+            # dZ leaves one in db (a sum never turns finite again), so checking db checks dZ
             o = shapes[0]
             fi = shapes[1]
-            ok = (value - value == 0.0 and _all_finite(grad + o * fi, p_off[L] - o * fi)
-                  and _all_finite(dZ, n * o))
+            ok = value - value == 0.0 and _all_finite(grad + o * fi, p_off[L] - o * fi)
         else:
             ok = value - value == 0.0 and _all_finite(grad, p_off[L])
         if not ok:
@@ -641,6 +856,12 @@ cdef int _train_epoch(real *X, real *Y, real *sw, int64_t *order64, int32_t *ord
 
 cdef inline void *_data(object a):
     return cnp.PyArray_DATA(<cnp.ndarray>a)
+
+
+cdef inline bint _is_int64_c(object a):
+    return (cnp.PyArray_Check(a) and cnp.PyArray_TYPE(<cnp.ndarray>a) == cnp.NPY_INT64
+            and cnp.PyArray_ISCARRAY_RO(<cnp.ndarray>a)
+            and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a))
 
 
 cdef inline bint _is_f32(object a):
@@ -782,10 +1003,12 @@ def train_epoch(X, Y, sw, order, theta, grad, shapes, acts, int loss, Py_ssize_t
     cdef int done
     if L > 63:
         raise ValueError("at most 63 layers")
-    # small int arrays of any integer dtype: normalise (not a hot path)
-    import numpy as np
-    shapes = np.ascontiguousarray(shapes, dtype=np.int64)
-    acts = np.ascontiguousarray(acts, dtype=np.int64)
+    # small int arrays of any integer dtype: normalise, unless they already are (the models'
+    # own are; at batch 32 the two conversions cost 2% of a step)
+    if not (_is_int64_c(shapes) and _is_int64_c(acts)):
+        import numpy as np
+        shapes = np.ascontiguousarray(shapes, dtype=np.int64)
+        acts = np.ascontiguousarray(acts, dtype=np.int64)
     psh = <int64_t *>_data(shapes)
     pac = <int64_t *>_data(acts)
     if order is not None:

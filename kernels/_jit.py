@@ -13,6 +13,8 @@ import numba
 
 FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 OPTIONS = {"nogil": True, "fastmath": set(FASTMATH), "error_model": "numpy", "boundscheck": False}
+# for code whose rounding depends on the order of its float operations (reassoc would undo it)
+FASTMATH_ORDERED = FASTMATH - {"reassoc"}
 
 
 def jit(func=None, **overrides):
@@ -28,6 +30,13 @@ def jit(func=None, **overrides):
             return numba.njit(cache=False, **opts)(f)
 
     return wrap if func is None else wrap(func)
+
+
+def overload(func, **overrides):
+    """``numba.extending.overload`` with fastnn's options, for helpers specialised by type."""
+    from numba.extending import overload as numba_overload
+
+    return numba_overload(func, jit_options={**OPTIONS, **overrides})
 
 
 # --- CUDA -------------------------------------------------------------------------------------

@@ -82,6 +82,14 @@ def dzt_a(dZ, A_prev, dW):
 
 
 @jit(inline="always")
+def dzt_a_update(dZ, A_prev, W, alpha, beta):
+    """W (fout, fin) = beta * W + alpha * dZ.T @ A_prev: an update folded into the product."""
+    n, fout = dZ.shape
+    fin = A_prev.shape[1]
+    _gemm(_N, _T, fin, fout, n, alpha, A_prev, fin, dZ, fout, beta, W, fin)
+
+
+@jit(inline="always")
 def dz_w(dZ, W, dA):
     """dA (n, fin) = dZ (n, fout) @ W (fout, fin)."""
     n, fout = dZ.shape

@@ -40,6 +40,8 @@ finally:
 from ._cython_cpu import (  # noqa: E402, F401  (the kernel contract)
     adam_update, backward, forward, momentum_update, output_step, sgd_update, train_epoch,
 )
+# train_step's compiled checks, which fastnn.model also uses with the numba backend
+from ._cython_cpu import all_finite, copy_into, step_inputs  # noqa: E402, F401
 
 __all__ = ["adam_update", "backward", "forward", "momentum_update", "openmp_enabled",
            "output_step", "sgd_update", "train_epoch"]

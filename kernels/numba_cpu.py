@@ -8,13 +8,14 @@ epoch in compiled code, so ``fit`` pays no Python or dispatch cost per step.
 import math
 
 import numpy as np
+from numba import types
 
 from .._codes import (
     BCE, CROSS_ENTROPY, H_BETA1, H_BETA2, H_EPS, H_L2, H_LR, H_MOMENTUM, IDENTITY, OPT_ADAM,
     OPT_NESTEROV, OPT_SGD, RELU, SIGMOID, SOFTMAX, SOFTPLUS, STEP, TANH,
 )
-from ._jit import jit
-from ._numba_blas import dz_w, dzt_a, x_wt
+from ._jit import FASTMATH_ORDERED, jit, overload
+from ._numba_blas import dz_w, dzt_a, dzt_a_update, x_wt
 
 
 @jit(inline="always")
@@ -104,6 +105,25 @@ def _matmul_tn(A, B, out):
 
 
 @jit
+def _matmul_tn_update(A, B, out, alpha, beta):
+    """out = beta * out + alpha * A.T @ B: plain SGD's weight update folded into the product."""
+    n, m = A.shape
+    k = B.shape[1]
+    if n * m * k > SMALL_GEMM:
+        dzt_a_update(A, B, out, alpha, beta)
+        return
+    if beta != 1.0:
+        for j in range(m):
+            for p in range(k):
+                out[j, p] *= beta
+    for i in range(n):
+        for j in range(m):
+            a = alpha * A[i, j]
+            for p in range(k):
+                out[j, p] += a * B[i, p]
+
+
+@jit
 def _matmul_nn(A, B, out):
     """out = A @ B (the input gradient dZ @ W)."""
     n, m = A.shape
@@ -170,9 +190,10 @@ def _delta_and_db(dZ, A, act, db):
             for j in range(k):
                 db[j] += dZ[i, j]
     elif act == RELU:
+        zero = dZ.dtype.type(0)  # not 0.0: a float64 d made the float32 loop scalar (4x slower)
         for i in range(n):
             for j in range(k):
-                d = dZ[i, j] if A[i, j] > 0 else 0.0
+                d = dZ[i, j] if A[i, j] > zero else zero
                 dZ[i, j] = d
                 db[j] += d
     else:
@@ -191,32 +212,90 @@ def backward(dZ, A, A_prev, W, act, dW, db, dA_prev):
         _matmul_nn(dZ, W, dA_prev)
 
 
+def _exp_nonpos_inplace(a):
+    """``a = exp(a)`` in place for a 1-D array of values <= 0 (or NaN), in a's precision."""
+
+
+@overload(_exp_nonpos_inplace, fastmath=set(FASTMATH_ORDERED))
+def _exp_nonpos_inplace_impl(a):
+    if a.dtype != types.float32:
+        def exp_any(a):
+            for i in range(a.size):
+                a[i] = math.exp(a[i])
+        return exp_any
+
+    def exp_f32(a):
+        # Cephes' expf without branches, so that the loop vectorises (as in the Cython
+        # kernels): x = n ln2 + r, a degree-6 polynomial for exp(r), 2^n put in the exponent
+        # bits of the float that rounded x / ln2 (the 1.5 * 2^23 trick: no reassociation).
+        # Bit-mask selects: x < -87 gives 0, a NaN comes back as it went in.
+        u = a.view(np.uint32)
+        for i in range(a.size):
+            ux = u[i]
+            ax = np.uint32(ux & np.uint32(0x7FFFFFFF))
+            big = np.uint32(np.uint32(0) - np.uint32(ax > np.uint32(0x42AE0000)))
+            nan = np.uint32(np.uint32(0) - np.uint32(ax > np.uint32(0x7F800000)))
+            xc = np.uint32((big & np.uint32(0xC2AE0000)) | (~big & ux)).view(np.float32)
+            t = np.float32(xc * np.float32(1.44269504088896341) + np.float32(12582912.0))
+            n = np.float32(t - np.float32(12582912.0))
+            r = (xc - n * np.float32(0.693359375)) - n * np.float32(-2.12194440e-4)
+            p = ((((np.float32(1.9875691500e-4) * r + np.float32(1.3981999507e-3)) * r
+                   + np.float32(8.3334519073e-3)) * r + np.float32(4.1665795894e-2)) * r
+                 + np.float32(1.6666665459e-1)) * r + np.float32(5.0000001201e-1)
+            p = np.float32(p * (r * r) + r + np.float32(1.0))
+            scale = np.uint32((t.view(np.uint32) - np.uint32(0x4B400000) + np.uint32(127))
+                              << np.uint32(23)).view(np.float32)
+            p = np.float32(p * scale)
+            a[i] = np.uint32((~big & p.view(np.uint32)) | (nan & ux)).view(np.float32)
+    return exp_f32
+
+
+@jit
+def _cross_entropy(Z, Y, dZ, sw):
+    """The cross-entropy output step: one exponential per logit, all rows' in one loop."""
+    n, k = Z.shape
+    inv_n = 1.0 / n
+    for i in range(n):  # dZ = Z - (row maximum), all <= 0 (NaN where Z is NaN)
+        m = Z[i, 0]
+        for j in range(1, k):
+            if Z[i, j] > m:
+                m = Z[i, j]
+        for j in range(k):
+            dZ[i, j] = Z[i, j] - m
+    _exp_nonpos_inplace(dZ.reshape(n * k))
+    total = 0.0
+    for i in range(n):  # the sum, the log and the loss in float64
+        w = inv_n if sw is None else sw[i] * inv_n
+        m = Z[i, 0]
+        for j in range(1, k):
+            if Z[i, j] > m:
+                m = Z[i, j]
+        s = 0.0
+        for j in range(k):
+            s += dZ[i, j]
+        lse = m + math.log(s)
+        scale = w / s
+        li = 0.0
+        for j in range(k):
+            y = Y[i, j]
+            if y != 0:  # skip 0 * inf when the logit gap overflows
+                li += y * (lse - Z[i, j])
+            dZ[i, j] = dZ[i, j] * scale - y * w
+        total += li * (1.0 if sw is None else sw[i])
+    return total * inv_n
+
+
 @jit
 def output_step(Z, Y, loss, dZ, sw):
+    if loss == CROSS_ENTROPY:
+        return _cross_entropy(Z, Y, dZ, sw)
     n, k = Z.shape
     inv_n = 1.0 / n
     total = 0.0
     for i in range(n):
         w = inv_n if sw is None else sw[i] * inv_n
         li = 0.0
-        if loss == CROSS_ENTROPY:
-            m = -np.inf
-            for j in range(k):
-                if Z[i, j] > m:
-                    m = Z[i, j]
-            s = 0.0
-            for j in range(k):
-                s += math.exp(Z[i, j] - m)
-            lse = m + math.log(s)
-            inv_s = 1.0 / s
-            ysum = 0.0
-            for j in range(k):
-                y = Y[i, j]
-                ysum += y
-                if y != 0:  # skip 0 * inf when the logit gap overflows
-                    li += y * (lse - Z[i, j])
-                dZ[i, j] = (math.exp(Z[i, j] - m) * inv_s - y) * w
-        elif loss == BCE:
+        if loss == BCE:
             for j in range(k):
                 z = Z[i, j]
                 y = Y[i, j]
@@ -379,8 +458,12 @@ def _sample_gradients(theta, grad, shapes, acts, loss, p_off, a_off, work, d_off
 
 @jit
 def _batch_gradients(Xb, Yb, swb, theta, grad, shapes, acts, loss, p_off, a_off, work, d_off0,
-                     d_off1):
-    """Forward, fused output step and backward for one batch; returns the batch loss."""
+                     d_off1, fold):
+    """Forward, fused output step and backward for one batch; returns (batch loss, first dZ).
+
+    With ``fold`` the first layer's dW is not computed (its slot in ``grad`` is left as it was):
+    ``_batch_update`` folds that layer's SGD update into the product, from the returned delta.
+    """
     n = Xb.shape[0]
     L = shapes.shape[0]
     k = shapes[L - 1, 0]
@@ -409,9 +492,40 @@ def _batch_gradients(Xb, Yb, swb, theta, grad, shapes, acts, loss, p_off, a_off,
             nxt = work[off:off + n * fi].reshape(n, fi)
             backward(dZ, A, A_prev, W, act, dW, db, nxt)
             dZ = nxt
+        elif fold:
+            _delta_and_db(dZ, A, act, db)
         else:
             backward(dZ, A, Xb, W, act, dW, db, None)
-    return value
+    return value, dZ
+
+
+@jit
+def _batch_update(Xb, dZ0, value, theta, grad, shapes, p_off, opt, hyper, s1, s2, t, l2, fold):
+    """Check one batch's loss and gradient, then update; returns False (nothing updated) if any
+    is not finite. With ``fold`` (plain SGD) the first layer's weights are updated inside its
+    weight-gradient product, ``W = (1 - lr * l2) W - lr * dZ0.T @ Xb``, so its dW is never
+    written, checked or read back. Its inputs are checked instead: Xb is finite (the caller's
+    guarantee), and a NaN or inf in ``dZ0`` would leave one in db, its column sums (a sum never
+    turns finite again), which is checked with the rest of ``grad``."""
+    L = shapes.shape[0]
+    w0_end = shapes[0, 0] * shapes[0, 1]
+    if fold:
+        if not (math.isfinite(value) and _all_finite(grad[w0_end:p_off[L]])):
+            return False
+        lr = hyper[H_LR]
+        _matmul_tn_update(dZ0, Xb, theta[:w0_end].reshape(shapes[0, 0], shapes[0, 1]), -lr,
+                          1.0 - lr * l2)
+        _update_range(opt, hyper, theta, grad, s1, s2, w0_end, p_off[1], t, 0.0)
+        first = 1
+    else:
+        if not (math.isfinite(value) and _all_finite(grad[:p_off[L]])):
+            return False
+        first = 0
+    for l in range(first, L):
+        w_end = p_off[l] + shapes[l, 0] * shapes[l, 1]
+        _update_range(opt, hyper, theta, grad, s1, s2, p_off[l], w_end, t, l2)  # weights
+        _update_range(opt, hyper, theta, grad, s1, s2, w_end, p_off[l + 1], t, 0.0)  # biases
+    return True
 
 
 @jit
@@ -466,8 +580,15 @@ def train_epoch(X, Y, sw, order, theta, grad, shapes, acts, loss, batch_size, op
                 swb = work[B * (n_in + k):B * (n_in + k) + n]
                 for i in range(n):
                     swb[i] = sw[order[start + i]]
-            value = _batch_gradients(Xb, Yb, swb, theta, grad, shapes, acts, loss, p_off, a_off,
-                                     work, d_off0, d_off1)
+            fold = opt == OPT_SGD
+            value, dZ0 = _batch_gradients(Xb, Yb, swb, theta, grad, shapes, acts, loss, p_off,
+                                          a_off, work, d_off0, d_off1, fold)
+            if not _batch_update(Xb, dZ0, value, theta, grad, shapes, p_off, opt, hyper, s1, s2,
+                                 t0 + done + 1, l2, fold):
+                break
+            loss_sum += value * n
+            done += 1
+            continue
         if not (math.isfinite(value) and _all_finite(grad)):
             break
         t = t0 + done + 1

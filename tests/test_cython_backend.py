@@ -314,6 +314,19 @@ def test_order_int32_is_accepted():
     np.testing.assert_array_equal(a[0], b[0])
 
 
+def test_shapes_and_acts_of_any_integer_layout_are_accepted():
+    dtype = np.float64
+    sizes, acts, loss = [4, 5, 3], np.array([C.RELU, C.SOFTMAX], np.int64), C.CROSS_ENTROPY
+    X, Y, shapes, theta = make_problem(7, dtype, sizes, loss, 10)
+    shapes = np.asarray(shapes, np.int64)
+    want = run_epoch(cy, X, Y, None, None, theta, shapes, acts, loss, 3, 0, HYPER)
+    for sh, ac in [(shapes.astype(np.int32), acts.astype(np.int32)),
+                   (np.asfortranarray(shapes), acts.astype(np.uint8)),
+                   (shapes.astype(">i8"), acts.astype(">i8"))]:
+        got = run_epoch(cy, X, Y, None, None, theta, sh, ac, loss, 3, 0, HYPER)
+        np.testing.assert_array_equal(got[0], want[0])
+
+
 def test_contract_is_complete():
     from fastnn.kernels import CONTRACT
 
