@@ -348,6 +348,15 @@ def _log1p_unit(e):
     return k * _LN2_HI + (f - (hfsq - (s * (hfsq + r) + k * _LN2_LO)))
 
 
+@jit(inline="always")
+def _sum_log1p(e, w, n):
+    """sum_i w[i] * log1p(e[i]) for i < n: independent evaluations that the CPU overlaps."""
+    total = 0.0
+    for i in range(n):
+        total += w[i] * _log1p_unit(e[i])
+    return total
+
+
 @jit
 def _sample_plan(shapes, p_off, a_off, d_off0, d_off1):
     """Per layer, the offsets the batch-size-1 loop uses, as uint64 (Numba then skips the
@@ -386,6 +395,13 @@ def _sample_epoch(X, Y, sw, order, theta, grad, plan, acts, loss, opt, hyper, s1
     d0 = plan[L - 1, 6]
     lr = hyper[H_LR]
     l2 = hyper[H_L2]
+    # BCE's log1p(e) terms, evaluated 64 at a time (always finite, so the check needs none of
+    # them): one at a time, their long dependent chain held up every step
+    defer = loss == BCE and k <= 32
+    ebuf = np.empty(64)
+    wbuf = np.empty(64)
+    ne = 0
+    ne_new = 0
     loss_sum = 0.0
     done = 0
     for start in range(N):
@@ -410,12 +426,22 @@ def _sample_epoch(X, Y, sw, order, theta, grad, plan, acts, loss, opt, hyper, s1
         # fused output step into the output layer's delta buffer
         value = 0.0
         if loss == BCE:
+            if defer and ne + k > 64:
+                loss_sum += _sum_log1p(ebuf, wbuf, ne)
+                ne = 0
+            ne_new = ne
             for j in range(k):
                 z = work[pz + j]
                 y = Y[r, j]
                 e = math.exp(-abs(z))
                 q = 1.0 / (1.0 + e)
-                value += max(z, 0.0) + _log1p_unit(e) - y * z
+                if defer:
+                    ebuf[ne_new] = e
+                    wbuf[ne_new] = w
+                    ne_new += 1
+                    value += max(z, 0.0) - y * z
+                else:
+                    value += max(z, 0.0) + _log1p_unit(e) - y * z
                 work[d0 + j] = ((q if z >= 0 else e * q) - y) * w
         elif loss == CROSS_ENTROPY:
             m = -np.inf
@@ -475,7 +501,10 @@ def _sample_epoch(X, Y, sw, order, theta, grad, plan, acts, loss, opt, hyper, s1
                 _update_range(opt, hyper, theta, grad, s1, s2, b0, b0 + np.int64(plan[l, 0]), t,
                               0.0)  # biases
         loss_sum += value
+        ne = ne_new
         done += 1
+    if defer:
+        loss_sum += _sum_log1p(ebuf, wbuf, ne)
     return loss_sum, done
 
 

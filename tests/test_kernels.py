@@ -163,12 +163,14 @@ def test_train_epoch(K, rng, net, opt, dtype, batch, shuffled, weighted):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("net", NETS + [([2, 1], [C.SIGMOID, C.SIGMOID], C.BCE)])
+@pytest.mark.parametrize("net", NETS + [([2, 1], [C.SIGMOID, C.SIGMOID], C.BCE),
+                                        ([40], [C.SIGMOID], C.BCE)])
 @pytest.mark.parametrize("shuffled", [False, True])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_train_epoch_per_sample_sgd(K, rng, net, dtype, shuffled, weighted):
     # batch size 1 with plain SGD and no L2 takes its own fused path in the compiled backends
-    # (one pass over theta per update); test_train_epoch covers batch 1 with L2
+    # (one pass over theta per update); test_train_epoch covers batch 1 with L2. 40 rows of 2
+    # BCE outputs fill the 64-entry buffer of deferred log1p terms; 40 outputs bypass it.
     widths, acts, loss = net
     n, fi = 40, 2
     shapes = np.array(list(zip(widths, [fi] + widths[:-1])), np.int64)
