@@ -163,6 +163,62 @@ def test_train_epoch(K, rng, net, opt, dtype, batch, shuffled, weighted):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("net", NETS + [([2, 1], [C.SIGMOID, C.SIGMOID], C.BCE),
+                                        ([40], [C.SIGMOID], C.BCE)])
+@pytest.mark.parametrize("shuffled", [False, True])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_train_epoch_per_sample_sgd(K, rng, net, dtype, shuffled, weighted):
+    # batch size 1 with plain SGD and no L2 takes its own fused path in the compiled backends
+    # (one pass over theta per update); test_train_epoch covers batch 1 with L2. 40 rows of 2
+    # BCE outputs fill the 64-entry buffer of deferred log1p terms; 40 outputs bypass it.
+    widths, acts, loss = net
+    n, fi = 40, 2
+    shapes = np.array(list(zip(widths, [fi] + widths[:-1])), np.int64)
+    acts = np.array(acts, np.int64)
+    P = layout.param_size(shapes)
+    X = (2 * rng.normal(size=(n, fi))).astype(dtype)
+    Y = dense_targets(rng, C.LOSS_NAMES[loss], n, widths[-1], dtype)
+    sw = rng.uniform(0.5, 1.5, n).astype(dtype) if weighted else None
+    order = rng.permutation(n)[:31] if shuffled else None
+    theta0 = (0.5 * rng.normal(size=P)).astype(dtype)
+    hyper = np.array([0.05, 0.0, 0.0, 0.9, 0.999, 1e-8])
+    results = []
+    for kern in (R, K):
+        theta, grad = theta0.copy(), np.zeros(P, dtype)
+        work = np.full(layout.workspace_size(shapes, 1), np.nan, dtype)
+        none = np.zeros(0, dtype)
+        out = kern.train_epoch(X, Y, sw, order, theta, grad, shapes, acts, loss, 1, C.OPT_SGD,
+                               hyper, none, none, 0, work)
+        results.append((out, theta))
+    (want_out, want), (got_out, got) = results
+    assert got_out[1] == want_out[1] == (n if order is None else len(order))
+    assert np.isclose(got_out[0], want_out[0], **tol(dtype))
+    np.testing.assert_allclose(got, want, rtol=tol(dtype)["rtol"] * 10,
+                               atol=tol(dtype)["atol"] * 10)
+
+
+def test_numba_log1p_unit_matches_libm():
+    # the per-sample BCE loss uses an inline fdlibm log1p on [0, 1] instead of a libm call; 1 ulp
+    # in IEEE order, up to 3 under the kernels' fastmath reassociation
+    numba = pytest.importorskip("numba")
+    from fastnn.kernels import numba_cpu
+    from fastnn.kernels._jit import OPTIONS
+
+    @numba.njit(**OPTIONS)  # the kernels' fastmath flags
+    def f(e):
+        out = np.empty_like(e)
+        for i in range(e.size):
+            out[i] = numba_cpu._log1p_unit(e[i])
+        return out
+
+    e = np.concatenate([np.linspace(0.0, 1.0, 20001), np.exp(-np.linspace(0.0, 746.0, 20001)),
+                        np.nextafter(0.41421356237309503, [0.0, 1.0]), [5e-324, 1e-300]])
+    want = np.log1p(e)
+    err = np.abs(f(e) - want) / np.spacing(np.maximum(want, np.finfo(float).tiny))
+    assert err.max() <= 3.0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_train_epoch_stops_before_a_non_finite_update(K, rng, dtype):
     shapes = np.array([[3, 2]], np.int64)
     acts = np.array([C.SOFTMAX], np.int64)
