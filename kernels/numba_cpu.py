@@ -1,8 +1,10 @@
 """Numba CPU backend: fused kernels and a whole-epoch training loop (the contract in ``fastnn.kernels``).
 
 Matrix products go to fastnn's BLAS (``fastnn._blas``, via ``_numba_blas``); the bias, activation,
-derivative and bias-gradient work is fused into single passes over each product while it is hot. ``train_epoch`` runs a whole
-epoch in compiled code, so ``fit`` pays no Python or dispatch cost per step.
+derivative and bias-gradient work is fused into single passes over each product while it is hot.
+``train_epoch`` runs a whole epoch in compiled code, so ``fit`` pays no Python or dispatch cost per
+step. Beside this module: ``_numba_math`` (activations, derivatives, BCE terms), ``_numba_update``
+(optimiser updates on ranges of the flat parameters) and ``_numba_sample`` (the batch-size-1 epoch).
 """
 
 import math
@@ -10,62 +12,12 @@ import math
 import numpy as np
 from numba import types
 
-from .._codes import (
-    BCE, CROSS_ENTROPY, H_BETA1, H_BETA2, H_EPS, H_L2, H_LR, H_MOMENTUM, IDENTITY, OPT_ADAM,
-    OPT_NESTEROV, OPT_SGD, RELU, SIGMOID, SOFTMAX, SOFTPLUS, STEP, TANH,
-)
+from .._codes import BCE, CROSS_ENTROPY, H_L2, H_LR, IDENTITY, OPT_SGD, RELU, SOFTMAX
 from ._jit import FASTMATH_ORDERED, jit, overload
 from ._numba_blas import dz_w, dzt_a, dzt_a_update, x_wt
-
-
-@jit(inline="always")
-def _sigmoid(z):
-    if z >= 0:
-        return 1.0 / (1.0 + math.exp(-z))
-    e = math.exp(z)
-    return e / (1.0 + e)
-
-
-@jit(inline="always")
-def _bce_terms(z):
-    """(softplus(z), sigmoid(z)) from one exponential: the BCE loss term and its dZ term."""
-    e = math.exp(-abs(z))
-    sig = 1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e)
-    return max(z, 0.0) + math.log1p(e), sig
-
-
-@jit(inline="always")
-def _softplus(z):
-    return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
-
-
-@jit(inline="always")
-def _act(z, act):
-    if act == RELU:
-        return z if z > 0 else 0.0
-    if act == SIGMOID:
-        return _sigmoid(z)
-    if act == TANH:
-        return math.tanh(z)
-    if act == SOFTPLUS:
-        return _softplus(z)
-    if act == STEP:
-        return 1.0 if z >= 0 else 0.0
-    return z
-
-
-@jit(inline="always")
-def _deriv(a, act):
-    """g'(z) written from the output a = g(z)."""
-    if act == RELU:
-        return 1.0 if a > 0 else 0.0
-    if act == SIGMOID:
-        return a * (1.0 - a)
-    if act == TANH:
-        return 1.0 - a * a
-    if act == SOFTPLUS:
-        return -math.expm1(-a)
-    return 1.0
+from ._numba_math import _act, _bce_terms, _deriv
+from ._numba_sample import _sample_epoch, _sample_plan
+from ._numba_update import _adam_range, _all_finite, _momentum_range, _sgd_range, _update_range
 
 
 # Products below this many multiply-adds run as plain loops: a BLAS call costs more than the work.
@@ -311,40 +263,6 @@ def output_step(Z, Y, loss, dZ, sw):
     return total * inv_n
 
 
-@jit(inline="always")
-def _sgd_range(p, g, lo, hi, lr, l2):
-    if l2 != 0:
-        for i in range(lo, hi):
-            p[i] -= lr * (g[i] + l2 * p[i])
-    else:
-        for i in range(lo, hi):
-            p[i] -= lr * g[i]
-
-
-@jit(inline="always")
-def _momentum_range(p, g, v, lo, hi, lr, mu, l2, nesterov):
-    for i in range(lo, hi):
-        gi = g[i] + l2 * p[i]
-        vi = mu * v[i] - lr * gi
-        v[i] = vi
-        if nesterov:
-            p[i] += mu * vi - lr * gi
-        else:
-            p[i] += vi
-
-
-@jit(inline="always")
-def _adam_range(p, g, m, v, lo, hi, lr, beta1, beta2, eps, t, l2):
-    step = lr * math.sqrt(1.0 - beta2 ** t) / (1.0 - beta1 ** t)
-    for i in range(lo, hi):
-        gi = g[i] + l2 * p[i]
-        mi = beta1 * m[i] + (1.0 - beta1) * gi
-        vi = beta2 * v[i] + (1.0 - beta2) * gi * gi
-        m[i] = mi
-        v[i] = vi
-        p[i] -= step * mi / (math.sqrt(vi) + eps)
-
-
 @jit
 def sgd_update(p, g, lr, l2):
     _sgd_range(p, g, 0, p.size, lr, l2)
@@ -358,233 +276,6 @@ def momentum_update(p, g, v, lr, mu, l2, nesterov):
 @jit
 def adam_update(p, g, m, v, lr, beta1, beta2, eps, t, l2):
     _adam_range(p, g, m, v, 0, p.size, lr, beta1, beta2, eps, t, l2)
-
-
-@jit(inline="always")
-def _update_range(opt, hyper, theta, grad, s1, s2, lo, hi, t, l2):
-    """Apply optimiser ``opt`` to ``theta[lo:hi]`` in place, indexing the flat vectors directly."""
-    lr = hyper[H_LR]
-    if opt == OPT_SGD:
-        _sgd_range(theta, grad, lo, hi, lr, l2)
-    elif opt == OPT_ADAM:
-        _adam_range(theta, grad, s1, s2, lo, hi, lr, hyper[H_BETA1], hyper[H_BETA2],
-                    hyper[H_EPS], t, l2)
-    else:
-        _momentum_range(theta, grad, s1, lo, hi, lr, hyper[H_MOMENTUM], l2,
-                        opt == OPT_NESTEROV)
-
-
-@jit
-def _all_finite(x):
-    s = 0.0
-    for i in range(x.size):
-        s += x[i] * 0.0
-    return s == 0.0
-
-
-@jit(inline="always")
-def _sigmoid_nb(z):
-    """sigmoid(z) from exp(-|z|) with a select instead of a branch: the sign of a hidden unit's
-    z is data-dependent, and a mispredicted branch costs more than the multiply."""
-    e = math.exp(-abs(z))
-    r = 1.0 / (1.0 + e)
-    return r if z >= 0 else e * r
-
-
-@jit(inline="always")
-def _act1(z, act):
-    """``_act`` for the per-sample path: sigmoid without a branch."""
-    if act == SIGMOID:
-        return _sigmoid_nb(z)
-    return _act(z, act)
-
-
-# fdlibm's log1p (s_log1p.c): ln 2 split in two, and the minimax coefficients of R(s)
-_SQRT2M1 = 0.41421356237309503
-_LN2_HI = 6.93147180369123816490e-01
-_LN2_LO = 1.90821492927058770002e-10
-_LP1, _LP2, _LP3 = 6.666666666666735130e-01, 3.999999999940941908e-01, 2.857142874366239149e-01
-_LP4, _LP5 = 2.222219843214978396e-01, 1.818357216161805012e-01
-_LP6, _LP7 = 1.531383769920937332e-01, 1.479819860511658591e-01
-
-
-@jit(inline="always")
-def _log1p_unit(e):
-    """log1p(e) for 0 <= e <= 1 (BCE's softplus term), inline: a libm call cost ~12 ns a step.
-
-    fdlibm's reduction 1 + e = 2^k (1 + f) is exact here without bit tricks: f = e (k = 0)
-    below sqrt(2) - 1, else f = (e - 1) / 2 (k = 1). Within 1 ulp of libm in IEEE order; the
-    kernels' fastmath reassociation makes that up to 3 ulp (keeping it exact cost ~8 ns a step).
-    """
-    big = e > _SQRT2M1
-    f = 0.5 * (e - 1.0) if big else e
-    k = 1.0 if big else 0.0
-    s = f / (2.0 + f)
-    z = s * s
-    w = z * z
-    r = w * (_LP2 + w * (_LP4 + w * _LP6)) + z * (_LP1 + w * (_LP3 + w * (_LP5 + w * _LP7)))
-    hfsq = 0.5 * f * f
-    return k * _LN2_HI + (f - (hfsq - (s * (hfsq + r) + k * _LN2_LO)))
-
-
-@jit(inline="always")
-def _sum_log1p(e, w, n):
-    """sum_i w[i] * log1p(e[i]) for i < n: independent evaluations that the CPU overlaps."""
-    total = 0.0
-    for i in range(n):
-        total += w[i] * _log1p_unit(e[i])
-    return total
-
-
-@jit
-def _sample_plan(shapes, p_off, a_off, d_off0, d_off1):
-    """Per layer, the offsets the batch-size-1 loop uses, as uint64 (Numba then skips the
-    negative-index wraparound on every access): out, in, W, b, A, input, delta, next delta."""
-    L = shapes.shape[0]
-    plan = np.empty((L, 8), np.uint64)
-    for l in range(L):
-        o, fi = shapes[l, 0], shapes[l, 1]
-        plan[l, 0] = o
-        plan[l, 1] = fi
-        plan[l, 2] = p_off[l]
-        plan[l, 3] = p_off[l] + o * fi
-        plan[l, 4] = a_off[l]
-        plan[l, 5] = a_off[l - 1] if l > 0 else 0
-        even = (L - 1 - l) % 2 == 0
-        plan[l, 6] = d_off0 if even else d_off1
-        plan[l, 7] = d_off1 if even else d_off0
-    return plan
-
-
-@jit
-def _sample_epoch(X, Y, sw, order, theta, grad, plan, acts, loss, opt, hyper, s1, s2, t0, work):
-    """``train_epoch`` for batch size 1: forward, output step, backward and update per sample.
-
-    Everything runs in this one function on flat uint64 offsets from ``_sample_plan``: a step
-    of a small network costs under 100 ns, and a call per sample that passes arrays would cost
-    more than that in reference counting alone. The sample's features are copied to
-    ``work[0:in]``. Returns ``(loss_sum, n_done)`` as ``train_epoch`` does.
-    """
-    N = X.shape[0] if order is None else order.shape[0]
-    L = plan.shape[0]
-    n_in = plan[0, 1]
-    k = plan[L - 1, 0]
-    P = plan[L - 1, 3] + k
-    pz = plan[L - 1, 4]
-    d0 = plan[L - 1, 6]
-    lr = hyper[H_LR]
-    l2 = hyper[H_L2]
-    # BCE's log1p(e) terms, evaluated 64 at a time (always finite, so the check needs none of
-    # them): one at a time, their long dependent chain held up every step
-    defer = loss == BCE and k <= 32
-    ebuf = np.empty(64)
-    wbuf = np.empty(64)
-    ne = 0
-    ne_new = 0
-    loss_sum = 0.0
-    done = 0
-    for start in range(N):
-        r = start if order is None else order[start]
-        for p in range(n_in):
-            work[p] = X[r, p]
-        w = 1.0 if sw is None else sw[r]
-        # forward: the pre-activations, then g; the output layer keeps its logits
-        for l in range(L):
-            o, fi, pw, pb = plan[l, 0], plan[l, 1], plan[l, 2], plan[l, 3]
-            pa, pin = plan[l, 4], plan[l, 5]
-            for j in range(o):
-                s = theta[pb + j]
-                row = pw + j * fi
-                for p in range(fi):
-                    s += theta[row + p] * work[pin + p]
-                work[pa + j] = s
-            if l < L - 1:
-                act = acts[l]
-                for j in range(o):
-                    work[pa + j] = _act1(work[pa + j], act)
-        # fused output step into the output layer's delta buffer
-        value = 0.0
-        if loss == BCE:
-            if defer and ne + k > 64:
-                loss_sum += _sum_log1p(ebuf, wbuf, ne)
-                ne = 0
-            ne_new = ne
-            for j in range(k):
-                z = work[pz + j]
-                y = Y[r, j]
-                e = math.exp(-abs(z))
-                q = 1.0 / (1.0 + e)
-                if defer:
-                    ebuf[ne_new] = e
-                    wbuf[ne_new] = w
-                    ne_new += 1
-                    value += max(z, 0.0) - y * z
-                else:
-                    value += max(z, 0.0) + _log1p_unit(e) - y * z
-                work[d0 + j] = ((q if z >= 0 else e * q) - y) * w
-        elif loss == CROSS_ENTROPY:
-            m = -np.inf
-            for j in range(k):
-                m = max(m, work[pz + j])
-            s = 0.0
-            for j in range(k):
-                s += math.exp(work[pz + j] - m)
-            lse = m + math.log(s)
-            for j in range(k):
-                z = work[pz + j]
-                y = Y[r, j]
-                if y != 0:  # skip 0 * inf when the logit gap overflows
-                    value += y * (lse - z)
-                work[d0 + j] = (math.exp(z - m) / s - y) * w
-        else:
-            for j in range(k):
-                d = work[pz + j] - Y[r, j]
-                value += 0.5 * d * d
-                work[d0 + j] = d * w
-        value *= w
-        # backward: db = dz, dW = dz x in, then the previous layer's delta
-        # d_in[p] = g'(a[p]) * sum_j dz[j] W[j, p], summed in a register. ``chk`` stays 0 unless
-        # the loss or a gradient entry is inf or NaN (fastmath keeps NaN and inf semantics).
-        chk = value * 0.0
-        for l in range(L - 1, -1, -1):
-            o, fi, pw, pb, pin = plan[l, 0], plan[l, 1], plan[l, 2], plan[l, 3], plan[l, 5]
-            cur, nxt = plan[l, 6], plan[l, 7]
-            for j in range(o):
-                dz = work[cur + j]
-                grad[pb + j] = dz
-                chk += dz * 0.0
-                row = pw + j * fi
-                for p in range(fi):
-                    g = dz * work[pin + p]
-                    grad[row + p] = g
-                    chk += g * 0.0
-            if l > 0:
-                act = acts[l - 1]
-                for p in range(fi):
-                    s = 0.0
-                    for j in range(o):
-                        s += work[cur + j] * theta[pw + j * fi + p]
-                    work[nxt + p] = s * _deriv(work[pin + p], act)
-        if chk != 0.0:
-            break
-        # update: plain SGD without L2 is one pass over theta
-        if opt == OPT_SGD and l2 == 0:
-            for i in range(P):
-                theta[i] -= lr * grad[i]
-        else:
-            t = t0 + done + 1
-            for l in range(L):
-                w0 = np.int64(plan[l, 2])
-                b0 = np.int64(plan[l, 3])
-                _update_range(opt, hyper, theta, grad, s1, s2, w0, b0, t, l2)  # weights
-                _update_range(opt, hyper, theta, grad, s1, s2, b0, b0 + np.int64(plan[l, 0]), t,
-                              0.0)  # biases
-        loss_sum += value
-        ne = ne_new
-        done += 1
-    if defer:
-        loss_sum += _sum_log1p(ebuf, wbuf, ne)
-    return loss_sum, done
 
 
 @jit
