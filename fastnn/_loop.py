@@ -260,18 +260,25 @@ def run(model, X, Y, sw, plan, state, history, val=None, callbacks=(), K=None):
     sync = device and (l2 or val is not None or train_accuracy or plan.restore_best)
     scale = plan.loss_scale
 
-    if not (device or callbacks or train_accuracy or val is not None or plan.progress):
+    def train_epoch(epoch, bar):
+        """Train one epoch; returns its learning rate and mean loss (L2 term included)."""
+        lr = invscaling_lr(opt.lr, plan.power_t, state.samples_seen) if invscaling else state.lr
+        hyper[H_LR] = lr
+        order = state.rng.permutation(n) if shuffle else None
+        total = _one_epoch(model, K, ops, X, Y, sw, order, bs, chunk, opt.code, hyper, arrays,
+                           saved, epoch, bar)
+        state.samples_seen += n
+        if sync:
+            trained()
+            _device.sync_host(model)
+        return lr, float(scale * total / n + (_penalty(weights, l2) if l2 else 0.0))
+
+    if not (device or callbacks or train_accuracy or val is not None or plan.progress
+            or plan.restore_best):
         # the training loss is all there is to record (and watch): the lean loop
         for _ in range(plan.epochs):
             epoch = history.epochs + 1
-            lr = (invscaling_lr(opt.lr, plan.power_t, state.samples_seen) if invscaling
-                  else state.lr)
-            hyper[H_LR] = lr
-            total = _one_epoch(model, K, ops, X, Y, sw, state.rng.permutation(n) if shuffle
-                               else None, bs, chunk, opt.code, hyper, arrays, saved, epoch,
-                               None)
-            state.samples_seen += n
-            loss = float(scale * total / n + (_penalty(weights, l2) if l2 else 0.0))
+            lr, loss = train_epoch(epoch, None)
             reason = (_plateau(plan, state, {"loss": loss}, model, history, epoch) if plateau
                       else None)
             history.loss.append(loss)
@@ -287,18 +294,8 @@ def run(model, X, Y, sw, plan, state, history, val=None, callbacks=(), K=None):
     try:
         for _ in range(plan.epochs):
             epoch = history.epochs + 1
-            lr = (invscaling_lr(opt.lr, plan.power_t, state.samples_seen) if invscaling
-                  else state.lr)
-            hyper[H_LR] = lr
-            order = state.rng.permutation(n) if shuffle else None
-            total = _one_epoch(model, K, ops, X, Y, sw, order, bs, chunk, opt.code, hyper,
-                               arrays, saved, epoch, bar)
-            state.samples_seen += n
-            if sync:
-                trained()
-                _device.sync_host(model)
-            logs = {"loss": scale * total / n + (_penalty(weights, l2) if l2 else 0.0),
-                    "lr": lr}
+            lr, loss = train_epoch(epoch, bar)
+            logs = {"loss": loss, "lr": lr}
             if train_accuracy:
                 if Y_host is None:
                     Y_host = K.to_host(Y)

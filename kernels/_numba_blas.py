@@ -74,14 +74,6 @@ def x_wt(X, W, out):
 
 
 @jit(inline="always")
-def dzt_a(dZ, A_prev, dW):
-    """dW (fout, fin) = dZ.T @ A_prev with dZ (n, fout), A_prev (n, fin)."""
-    n, fout = dZ.shape
-    fin = A_prev.shape[1]
-    _gemm(_N, _T, fin, fout, n, 1.0, A_prev, fin, dZ, fout, 0.0, dW, fin)
-
-
-@jit(inline="always")
 def dzt_a_update(dZ, A_prev, W, alpha, beta):
     """W (fout, fin) = beta * W + alpha * dZ.T @ A_prev: an update folded into the product."""
     n, fout = dZ.shape

@@ -14,7 +14,7 @@ from numba import types
 
 from .._codes import BCE, CROSS_ENTROPY, H_L2, H_LR, IDENTITY, OPT_SGD, RELU, SOFTMAX
 from ._jit import FASTMATH_ORDERED, jit, overload
-from ._numba_blas import dz_w, dzt_a, dzt_a_update, x_wt
+from ._numba_blas import dz_w, dzt_a_update, x_wt
 from ._numba_math import _act, _bce_terms, _deriv
 from ._numba_sample import _sample_epoch, _sample_plan
 from ._numba_update import _adam_range, _all_finite, _momentum_range, _sgd_range, _update_range
@@ -43,34 +43,30 @@ def _matmul_nt(A, B, out):
 @jit
 def _matmul_tn(A, B, out):
     """out = A.T @ B, the sum of per-row outer products (the weight gradient)."""
-    n, m = A.shape
-    k = B.shape[1]
-    if n * m * k > SMALL_GEMM:
-        dzt_a(A, B, out)
-        return
-    out[:, :] = 0.0
-    for i in range(n):
-        for j in range(m):
-            a = A[i, j]
-            for p in range(k):
-                out[j, p] += a * B[i, p]
+    _matmul_tn_update(A, B, out, 1.0, 0.0)
 
 
 @jit
 def _matmul_tn_update(A, B, out, alpha, beta):
-    """out = beta * out + alpha * A.T @ B: plain SGD's weight update folded into the product."""
+    """out = beta * out + alpha * A.T @ B: plain SGD's weight update folded into the product.
+
+    beta = 0 overwrites ``out`` (whatever it held, NaN included), as BLAS does.
+    """
     n, m = A.shape
     k = B.shape[1]
     if n * m * k > SMALL_GEMM:
         dzt_a_update(A, B, out, alpha, beta)
         return
-    if beta != 1.0:
+    al, be = out.dtype.type(alpha), out.dtype.type(beta)  # float32 stays float32 (vectorised)
+    if beta == 0.0:
+        out[:, :] = 0.0
+    elif beta != 1.0:
         for j in range(m):
             for p in range(k):
-                out[j, p] *= beta
+                out[j, p] *= be
     for i in range(n):
         for j in range(m):
-            a = alpha * A[i, j]
+            a = al * A[i, j]
             for p in range(k):
                 out[j, p] += a * B[i, p]
 
