@@ -38,13 +38,14 @@ def config():
     info["num_threads"] = _threads.get_num_threads()
     info["openmp"] = None
     info["cython_omp_threads"] = None
+    info["cython_build"] = None
     if "cython" in info["backends_available"]:
         _backend.kernels("cython")  # sets the extension's BLAS and thread count
-        from .kernels import _cython_cpu
-
-        info["openmp"] = _cython_cpu.openmp_enabled()
-        info["cython_omp_threads"] = _cython_cpu.get_num_threads()
         from .kernels import cython_cpu
+
+        info["openmp"] = cython_cpu.ext.openmp_enabled()
+        info["cython_omp_threads"] = cython_cpu.ext.get_num_threads()
+        info["cython_build"] = cython_cpu.BUILD
 
         if cython_cpu.OPENMP_SHARED_SPINNING:
             info["omp_wait_policy"] = ("active (libgomp was loaded by another library first; "
@@ -115,6 +116,9 @@ def show_config(file=None):
     out("BLAS library", b["filepath"])
     out("threads", c["num_threads"])
     out("BLAS threads", b["num_threads"] if b["num_threads"] is not None else "(SciPy's BLAS)")
+    if c["cython_build"] is not None:
+        out("Cython build", "AVX2 + FMA, small products on register tiles"
+            if c["cython_build"] == "avx2" else "baseline (any x86-64 / this architecture)")
     if c["openmp"] is None:
         out("OpenMP (Cython)", "extension not built")
     else:

@@ -22,6 +22,17 @@ from scipy.linalg.cython_blas cimport sgemm as scipy_sgemm, dgemm as scipy_dgemm
 
 cnp.import_array()
 
+# register-tiled AVX2/FMA products for small shapes (the _cython_cpu_avx2 build only; in the
+# baseline build FASTNN_SMALL_GEMM is 0 and BLAS or the plain loops below take every product)
+cdef extern from "_small_gemm.h" nogil:
+    int FASTNN_SMALL_GEMM
+    void fastnn_small_sgemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const float *a,
+                            Py_ssize_t ars, Py_ssize_t aks, const float *B, Py_ssize_t ldb,
+                            float *C, Py_ssize_t ldc, float alpha, float beta)
+    void fastnn_small_dgemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t K, const double *a,
+                            Py_ssize_t ars, Py_ssize_t aks, const double *B, Py_ssize_t ldb,
+                            double *C, Py_ssize_t ldc, double alpha, double beta)
+
 cdef extern from *:
     """
     #ifdef _OPENMP
@@ -99,6 +110,7 @@ cdef sgemm_t _sgemm = scipy_sgemm
 cdef dgemm_t _dgemm = scipy_dgemm
 cdef int _nthreads = 1
 cdef bint _fold_sgd = True
+cdef bint _tiles = FASTNN_SMALL_GEMM
 
 # activation, loss and optimiser codes (fastnn._codes; checked against it by the tests)
 cdef enum:
@@ -128,6 +140,16 @@ cdef enum:
 cdef enum:
     PAR_MIN = 65536
     SMALL_GEMM = 2048   # multiply-adds below which a product runs as plain loops, not BLAS
+    # Products that the AVX2 build's register tiles take from BLAS (measured on Zen 3, 1 thread:
+    # 1.1-4x faster there, BLAS's cache blocking wins beyond): up to TILE_ALL_F32 (float32) or
+    # below TILE_ALL_F64 (float64) multiply-adds, or up to TILE_THIN when a side is at most
+    # TILE_SIDE (an output layer, a narrow input).
+    TILE_ALL_F32 = 1 << 19
+    TILE_ALL_F64 = 1 << 18
+    TILE_THIN = 1 << 22
+    TILE_SIDE = 16
+    TILE_WT_ROWS = 64    # forward: rows from which copying W.T for the tiles pays...
+    TILE_WT_SIZE = 4096  # ...or the W small enough for the copy to cost little anyway
     COL_BLOCK = 64
 
 CODES = {
@@ -175,6 +197,17 @@ def set_fold_sgd(bint on):
     """
     global _fold_sgd
     _fold_sgd = on
+
+
+def set_small_tiles(bint on):
+    """Run small products on the register tiles of ``_small_gemm.h`` (default in the AVX2 build).
+
+    Off, BLAS (or plain loops) takes every product, as in the baseline build; the tests compare
+    both. Returns whether the tiles are now in use (never in the baseline build).
+    """
+    global _tiles
+    _tiles = on and FASTNN_SMALL_GEMM
+    return _tiles
 
 
 def openmp_enabled():
@@ -323,12 +356,46 @@ cdef inline void _gemm(char ta, char tb, int m, int n, int k, real alpha, real *
         _dgemm(&ta, &tb, &m, &n, &k, &alpha, a, &lda, b, &ldb, &beta, c, &ldc)
 
 
-cdef inline void _x_wt(real *X, real *W, real *out, int n, int fin, int fout) noexcept nogil:
-    """out (n, fout) = X (n, fin) @ W.T, W (fout, fin)."""
+cdef inline bint _tiled(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, bint single) noexcept nogil:
+    """True if the (m, n, k) product (float32 if ``single``) goes to the register tiles."""
+    cdef Py_ssize_t macs = m * n * k
+    if not _tiles:
+        return False
+    if (macs <= TILE_ALL_F32) if single else (macs < TILE_ALL_F64):
+        return True
+    return macs <= TILE_THIN and (m <= TILE_SIDE or n <= TILE_SIDE or k <= TILE_SIDE)
+
+
+cdef inline void _tile_gemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, real *a, Py_ssize_t ars,
+                            Py_ssize_t aks, real *B, Py_ssize_t ldb, real *C, Py_ssize_t ldc,
+                            real alpha, real beta) noexcept nogil:
+    """C (m, n) = beta * C + alpha * a @ B, a's element (r, k) at ``a[r * ars + k * aks]``."""
+    if real is float:
+        fastnn_small_sgemm(m, n, k, a, ars, aks, B, ldb, C, ldc, alpha, beta)
+    else:
+        fastnn_small_dgemm(m, n, k, a, ars, aks, B, ldb, C, ldc, alpha, beta)
+
+
+cdef inline void _x_wt(real *X, real *W, real *out, int n, int fin, int fout,
+                       real *wt) noexcept nogil:
+    """out (n, fout) = X (n, fin) @ W.T, W (fout, fin).
+
+    ``wt`` is None (NULL) or fin * fout elements of scratch: with it, small products run on the
+    register tiles, which need W.T row-major and get it copied there. The copy costs about what
+    32 rows of the product do, so it is made only for a small W or a batch of 64 rows or more.
+    """
     cdef Py_ssize_t i, j, p, p4
     cdef real s0, s1, s2, s3
     cdef real *x
     cdef real *w
+    if (wt != NULL and (n >= TILE_WT_ROWS or fin * fout <= TILE_WT_SIZE)
+            and _tiled(n, fout, fin, sizeof(real) == 4)):
+        for j in range(fout):
+            w = W + j * fin
+            for p in range(fin):
+                wt[p * fout + j] = w[p]
+        _tile_gemm(n, fout, fin, X, fin, 1, wt, fout, out, fout, <real>1, <real>0)
+        return
     if <Py_ssize_t>n * fin * fout > SMALL_GEMM:
         _gemm(c'T', c'N', fout, n, fin, <real>1, W, fin, X, fin, <real>0, out, fout)
         return
@@ -355,6 +422,9 @@ cdef inline void _dzt_a(real *dZ, real *A_prev, real *dW, int n, int fin, int fo
     cdef real d
     cdef real *a
     cdef real *w
+    if _tiled(fout, fin, n, sizeof(real) == 4):
+        _tile_gemm(fout, fin, n, dZ, 1, fout, A_prev, fin, dW, fin, alpha, beta)
+        return
     if <Py_ssize_t>n * fin * fout > SMALL_GEMM:
         _gemm(c'N', c'T', fin, fout, n, alpha, A_prev, fin, dZ, fout, beta, dW, fin)
         return
@@ -375,6 +445,9 @@ cdef inline void _dz_w(real *dZ, real *W, real *dA, int n, int fin, int fout) no
     cdef real d
     cdef real *a
     cdef real *w
+    if _tiled(n, fin, fout, sizeof(real) == 4):
+        _tile_gemm(n, fin, fout, dZ, fout, 1, W, fin, dA, fin, <real>1, <real>0)
+        return
     if <Py_ssize_t>n * fin * fout > SMALL_GEMM:
         _gemm(c'N', c'N', fin, n, fout, <real>1, W, fin, dZ, fout, <real>0, dA, fin)
         return
@@ -1019,7 +1092,9 @@ cdef int _train_epoch(real *X, real *Y, real *sw, int64_t *order64, int32_t *ord
         for l in range(L):
             o = shapes[2 * l]
             fi = shapes[2 * l + 1]
-            _x_wt(prev, theta + p_off[l], work + a_off[l], <int>n, <int>fi, <int>o)
+            # this layer's dW slot of ``grad`` is free until backward: scratch for W.T
+            _x_wt(prev, theta + p_off[l], work + a_off[l], <int>n, <int>fi, <int>o,
+                  grad + p_off[l])
             _bias_act(work + a_off[l], theta + p_off[l] + o * fi,
                       IDENTITY if l == L - 1 else <int>acts[l], n, o)
             prev = work + a_off[l]
@@ -1105,11 +1180,11 @@ def forward(X, W, b, int act, out):
     cdef void *po = _data(out)
     if _is_f32(X):
         with nogil:
-            _x_wt(<float *>px, <float *>pw, <float *>po, n, fin, fout)
+            _x_wt(<float *>px, <float *>pw, <float *>po, n, fin, fout, NULL)
             _bias_act(<float *>po, <float *>pb, act, n, fout)
     else:
         with nogil:
-            _x_wt(<double *>px, <double *>pw, <double *>po, n, fin, fout)
+            _x_wt(<double *>px, <double *>pw, <double *>po, n, fin, fout, NULL)
             _bias_act(<double *>po, <double *>pb, act, n, fout)
 
 

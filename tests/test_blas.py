@@ -81,10 +81,10 @@ def test_forced_coretype_does_not_leak_into_environment():
 
 
 def test_extension_and_numba_use_the_loaded_blas():
-    from fastnn.kernels import _cython_cpu
+    from fastnn.kernels import cython_cpu
 
     info = _blas.load()
-    assert _cython_cpu.blas_addresses() == (info["sgemm"], info["dgemm"])
+    assert cython_cpu.ext.blas_addresses() == (info["sgemm"], info["dgemm"])
     pytest.importorskip("numba")
     import llvmlite.binding as llvm
 

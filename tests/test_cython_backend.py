@@ -1,7 +1,9 @@
 """Kernel-level checks of the Cython backend against the NumPy reference (kernels/reference.py).
 
 Every activation x loss x dtype, odd shapes (N=1, in=1), each optimiser through train_epoch, with
-``order`` and ``sw`` both None and arrays.
+``order`` and ``sw`` both None and arrays. Every test runs on each build of the extension this
+machine can run: the baseline build, and the AVX2 build both with its register-tiled small
+products and with BLAS taking every product.
 """
 
 import itertools
@@ -13,14 +15,54 @@ from fastnn import _codes as C
 from fastnn.kernels import layout
 from fastnn.kernels import reference as ref
 
-cy = pytest.importorskip("fastnn.kernels.cython_cpu")
+cython_cpu = pytest.importorskip("fastnn.kernels.cython_cpu")
+
+
+class _Build:
+    """The extension build under test: attribute lookups go to the module the ``build``
+    fixture selected, so the tests below call ``cy.forward`` and so on whatever the build."""
+
+    module = cython_cpu.ext
+
+    def __getattr__(self, name):
+        return getattr(type(self).module, name)
+
+
+cy = _Build()
+BUILDS = ["baseline"] + (["avx2-tiles", "avx2-blas"] if cython_cpu.BUILD == "avx2" else [])
+
+
+@pytest.fixture(autouse=True, params=BUILDS)
+def build(request):
+    """Select a build for the test (and give it fastnn's BLAS, as cython_cpu does for its own)."""
+    import importlib
+
+    from fastnn import _blas
+
+    name = "_cython_cpu" if request.param == "baseline" else "_cython_cpu_avx2"
+    ext = importlib.import_module("fastnn.kernels." + name)
+    info = _blas.load()
+    ext.set_blas(info["sgemm"], info["dgemm"])
+    ext.set_num_threads(cython_cpu.ext.get_num_threads())
+    ext.set_small_tiles(request.param == "avx2-tiles")
+    _Build.module = ext
+    yield request.param
+    ext.set_small_tiles(True)
+    _Build.module = cython_cpu.ext
+
+
+def test_tiles_are_on_exactly_in_the_avx2_build(build):
+    assert cy.set_small_tiles(True) == (build != "baseline")
+    cy.set_small_tiles(build == "avx2-tiles")
 
 DTYPES = [np.float32, np.float64]
 HIDDEN_ACTS = [C.IDENTITY, C.SIGMOID, C.TANH, C.RELU, C.SOFTPLUS]
 FORWARD_ACTS = HIDDEN_ACTS + [C.STEP, C.SOFTMAX]
 LOSSES = [C.MSE, C.BCE, C.CROSS_ENTROPY]
 # (n, in, out): N=1, in=1, odd sizes, and one big enough to take the threaded paths
-SHAPES = [(1, 1, 1), (1, 5, 3), (7, 1, 4), (13, 17, 11), (33, 9, 1), (300, 130, 257)]
+# (300, 130, 7) is a thin product (one side <= 16) that the AVX2 build tiles despite its size
+SHAPES = [(1, 1, 1), (1, 5, 3), (7, 1, 4), (13, 17, 11), (33, 9, 1), (300, 130, 7),
+          (300, 130, 257)]
 
 
 def tol(dtype):
@@ -35,17 +77,13 @@ def rng_arrays(seed, dtype, *shapes, scale=1.0):
 @pytest.fixture(params=[True, False], ids=["fold", "nofold"])
 def fold(request):
     """Run with plain SGD's first-layer update folded into its GEMM, and without."""
-    from fastnn.kernels import _cython_cpu
-
-    _cython_cpu.set_fold_sgd(request.param)
+    cy.set_fold_sgd(request.param)
     yield request.param
-    _cython_cpu.set_fold_sgd(True)
+    cy.set_fold_sgd(True)
 
 
 def test_codes_match_table():
-    from fastnn.kernels import _cython_cpu
-
-    for name, value in _cython_cpu.CODES.items():
+    for name, value in cy.CODES.items():
         assert getattr(C, name) == value, name
 
 
@@ -281,8 +319,6 @@ def test_train_epoch_stops_before_a_nonfinite_update(dtype, opt, fold):
 
 def test_fold_stops_when_only_the_first_layer_delta_overflows():
     """Only layer 0's dZ is not finite: with folding, no layer may be updated."""
-    from fastnn.kernels import _cython_cpu
-
     dtype = np.float32
     shapes = np.array([(3, 2), (1, 3)], np.int64)
     acts = np.array([C.IDENTITY, C.IDENTITY])
@@ -292,14 +328,14 @@ def test_fold_stops_when_only_the_first_layer_delta_overflows():
     X = np.array([[1.0, 1.0]], dtype)
     Y = np.array([[3.0]], dtype)  # loss 4.5, dZ_1 = -3, dA_0 = -9e38 -> -inf
     for on in (True, False):
-        _cython_cpu.set_fold_sgd(on)
+        cy.set_fold_sgd(on)
         try:
             t = theta.copy()
             res = cy.train_epoch(X, Y, None, None, t, np.zeros_like(t), shapes, acts, C.MSE, 1,
                                  C.OPT_SGD, HYPER, np.empty(0, dtype), np.empty(0, dtype), 0,
                                  np.zeros(layout.workspace_size(shapes, 1), dtype))
         finally:
-            _cython_cpu.set_fold_sgd(True)
+            cy.set_fold_sgd(True)
         assert res[1] == 0
         np.testing.assert_array_equal(t, theta)
 

@@ -53,8 +53,9 @@ WORKLOAD = textwrap.dedent("""
     import numpy as np
     warnings.simplefilter("error")
     import fastnn
-    import fastnn.kernels._cython_cpu as ext
-    assert ext.__file__.startswith(sys.argv[1]), ext.__file__
+    from fastnn.kernels import cython_cpu
+    assert cython_cpu.ext.__file__.startswith(sys.argv[1]), cython_cpu.ext.__file__
+    assert cython_cpu.BUILD == sys.argv[2], (cython_cpu.BUILD, sys.argv[2])
     fastnn.set_backend("cython")
     rng = np.random.default_rng(0)
     calls = 0
@@ -117,13 +118,21 @@ def test_the_build_used_boundscheck_and_wraparound(checked_build):
 _MALLOC_DEBUG = "/usr/lib/x86_64-linux-gnu/libc_malloc_debug.so.0"
 
 
-def test_api_runs_on_the_bounds_checked_build(checked_build, tmp_path):
+@pytest.mark.parametrize("build", ["baseline", "avx2"])
+def test_api_runs_on_the_bounds_checked_build(checked_build, tmp_path, build):
     _, lib, _ = checked_build
+    if build == "avx2" and not list(lib.glob("fastnn/kernels/_cython_cpu_avx2*")):
+        pytest.skip("no AVX2 build here (not x86-64, or the compiler lacks the flags)")
+    from fastnn.kernels import cython_cpu
+
+    if build == "avx2" and not cython_cpu.cpu_has_avx2_fma():
+        pytest.skip("this CPU has no AVX2 and FMA to run the AVX2 build on")
     env = {**os.environ, "PYTHONPATH": str(lib), "FASTNN_BACKEND": "cython",
+           "FASTNN_CYTHON_BUILD": build,
            "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache"), "MALLOC_PERTURB_": "165"}
     if os.path.exists(_MALLOC_DEBUG):
         env.update(LD_PRELOAD=_MALLOC_DEBUG, MALLOC_CHECK_="3")
-    out = subprocess.run([sys.executable, "-c", WORKLOAD, str(lib)], cwd=tmp_path, env=env,
+    out = subprocess.run([sys.executable, "-c", WORKLOAD, str(lib), build], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert out.stdout.split()[0] == "ok" and int(out.stdout.split()[1]) > 100

@@ -39,8 +39,9 @@ def blas_thread_counts():
 
 
 def test_set_and_get(restore_threads):
-    from fastnn.kernels import cython_cpu  # noqa: F401  (loads fastnn's BLAS first)
-    from fastnn.kernels import _cython_cpu
+    from fastnn.kernels import cython_cpu  # loads fastnn's BLAS first
+
+    _cython_cpu = cython_cpu.ext  # the build in use
 
     fastnn.set_num_threads(1)
     assert fastnn.get_num_threads() == 1
@@ -101,10 +102,10 @@ def test_numpy_integer_accepted(restore_threads):
 
 CODE_ENV = """
 import json, fastnn
-from fastnn.kernels import cython_cpu, _cython_cpu
+from fastnn.kernels import cython_cpu
 from fastnn import _blas
-print(json.dumps([fastnn.get_num_threads(), _cython_cpu.get_num_threads(),
-                  _blas.get_num_threads(), _cython_cpu.openmp_enabled()]))
+print(json.dumps([fastnn.get_num_threads(), cython_cpu.ext.get_num_threads(),
+                  _blas.get_num_threads(), cython_cpu.ext.openmp_enabled()]))
 """
 
 
@@ -180,8 +181,8 @@ if sys.argv[-1] == "preload":
     ctypes.CDLL(ctypes.util.find_library("gomp"), mode=ctypes.RTLD_GLOBAL)
 import fastnn
 fastnn.set_num_threads(2)
-from fastnn.kernels import cython_cpu, _cython_cpu
-print(json.dumps([cython_cpu.OPENMP_SHARED_SPINNING, _cython_cpu.get_num_threads(),
+from fastnn.kernels import cython_cpu
+print(json.dumps([cython_cpu.OPENMP_SHARED_SPINNING, cython_cpu.ext.get_num_threads(),
                   fastnn.get_num_threads()]))
 """
 
@@ -207,6 +208,6 @@ def test_openmp_loops_avoid_a_spinning_libgomp_loaded_by_another_library(preload
 
 
 def _cython_cpu_has_openmp():
-    from fastnn.kernels import _cython_cpu
+    from fastnn.kernels import cython_cpu
 
-    return _cython_cpu.openmp_enabled()
+    return cython_cpu.ext.openmp_enabled()
