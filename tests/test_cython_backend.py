@@ -368,3 +368,4 @@ def test_contract_is_complete():
 
     for name in CONTRACT:
         assert callable(getattr(cy, name)), name
+
