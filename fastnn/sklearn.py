@@ -220,13 +220,14 @@ class _BaseMLP(BaseEstimator):
         self._state = None
 
     def _input(self, X, y, reset, p):
-        """Validated (X, y) in the model's dtype (float32 input stays float32)."""
+        """Validated (X, y), X C-contiguous (as the kernels read it) in the model's dtype
+        (float32 input stays float32)."""
         if reset:
             dtype = _FLOATS if p["dtype"] is None else p["dtype"]
         else:
             dtype = self.model_.dtype
         return validate_data(self, X, y, reset=reset, accept_sparse=False, dtype=dtype,
-                             multi_output=True, y_numeric=self._y_numeric)
+                             order="C", multi_output=True, y_numeric=self._y_numeric)
 
     def _train(self, X, Y, sw, sw_mean, p, incremental):
         """Run the epoch loop on prepared data and update the scikit-learn attributes.

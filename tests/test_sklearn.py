@@ -149,6 +149,17 @@ def test_float32_is_preserved_and_dtype_forces(Est, iris):
         assert est.model_.dtype == np.float32
 
 
+@pytest.mark.parametrize("Est", [MLPClassifier, MLPRegressor])
+def test_fortran_ordered_input_trains_as_c_ordered(Est, iris):
+    X, y = iris
+    kw = dict(hidden_layer_sizes=(8,), max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        c_order = Est(**kw).fit(np.ascontiguousarray(X), y)
+        f_order = Est(**kw).fit(np.asfortranarray(X), y)
+    assert f_order.loss_curve_ == c_order.loss_curve_
+
+
 def test_partial_fit_continues_and_needs_classes_first(iris):
     X, y = iris
     clf = _clf(learning_rate_init=0.01)
