@@ -160,6 +160,22 @@ def test_fortran_ordered_input_trains_as_c_ordered(Est, iris):
     assert f_order.loss_curve_ == c_order.loss_curve_
 
 
+@pytest.mark.parametrize("Est", [MLPClassifier, MLPRegressor])
+def test_plain_arrays_and_lists_train_alike(Est, iris):
+    """ndarrays that need no conversion skip validate_data; lists go through it."""
+    X, y = iris
+    kw = dict(hidden_layer_sizes=(8,), max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        plain = Est(**kw).fit(X, y)
+        listed = Est(**kw).fit(X.tolist(), y.tolist())
+        assert plain.loss_curve_ == listed.loss_curve_ and plain.n_features_in_ == 4
+        with pytest.raises(ValueError, match="Input X contains NaN"):
+            Est(**kw).fit(np.where(X > 2, np.nan, X), y)
+        with pytest.raises(ValueError, match="X has 3 features"):
+            plain.partial_fit(X[:, :3], y)
+
+
 def test_partial_fit_continues_and_needs_classes_first(iris):
     X, y = iris
     clf = _clf(learning_rate_init=0.01)
