@@ -326,6 +326,22 @@ def test_initial_weights_are_drawn_as_scikit_learn_draws_them(iris, activation, 
         np.testing.assert_allclose(b, rs.uniform(-bound, bound, fan_out), atol=1e-9)
 
 
+def test_fits_in_threads_match_sequential_fits(iris):
+    """Int seeds re-seed a RandomState per thread: concurrent fits draw their own streams."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    X, y = iris
+
+    def fit(seed):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return _clf(max_iter=3, random_state=seed).fit(X, y).loss_curve_
+
+    seeds = list(range(16))
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(fit, seeds)) == [fit(seed) for seed in seeds]
+
+
 @pytest.mark.parametrize("solver", ["adam", "sgd"])
 def test_training_follows_scikit_learns_mlp(iris, solver):
     """Same random_state, no shuffling: scikit-learn's MLP and fastnn's give the same loss curve."""
