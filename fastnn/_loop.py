@@ -121,6 +121,48 @@ def _train(K, model, X, Y, sw, order, lo, hi, bs, opt_code, hyper, arrays, t0):
                          bs, opt_code, hyper, s1, s2, t0, work)
 
 
+class _Orders:
+    """The epochs' row orders, drawn from ``rng`` up to ``BLOCK`` epochs at a time.
+
+    ``rng.permuted`` over the rows of a block draws exactly what as many calls of
+    ``rng.permutation(n)`` would, in one call (~1.2 µs an epoch of 112 rows instead of ~3 µs).
+    ``settle`` then leaves ``rng`` where those calls would have: after the orders taken, not
+    the block drawn. Only for loops that run no user code between epochs (it might draw from
+    ``rng`` too).
+    """
+
+    BLOCK = 16
+
+    def __init__(self, rng, n, epochs):
+        self.rng, self.left = rng, epochs
+        rows = max(1, min(epochs, self.BLOCK, (1 << 16) // n))  # and at most 64 Ki elements
+        self.base = np.broadcast_to(np.arange(n), (rows, n))
+        self.block = np.empty((rows, n), dtype=np.int64)
+        self.taken = self.drawn = 0
+        self.start = None  # the state of ``rng`` before the block was drawn
+
+    def take(self):
+        """The next epoch's order."""
+        if self.taken == self.drawn:
+            self._draw(min(self.left, len(self.block)))
+            self.left -= self.drawn
+        order = self.block[self.taken]
+        self.taken += 1
+        return order
+
+    def _draw(self, rows):
+        self.start = self.rng.bit_generator.state
+        self.rng.permuted(self.base[:rows], axis=1, out=self.block[:rows])
+        self.taken, self.drawn = 0, rows
+
+    def settle(self):
+        """Rewind ``rng`` to just after the orders taken."""
+        if self.taken < self.drawn:
+            taken = self.taken
+            self.rng.bit_generator.state = self.start
+            self._draw(taken)
+
+
 def _epoch_trainer(model, K, ops, X, Y, sw, bs, chunk, opt_code, hyper, arrays):
     """``train(order, epoch, bar)``: every batch of one epoch, in chunks of ``chunk`` rows;
     returns the summed batch loss (times rows).
@@ -276,15 +318,16 @@ def run(model, X, Y, sw, plan, state, history, val=None, callbacks=(), K=None):
     Y_host = Y if not device else None
     plateau = _plateau_enabled(plan)
     invscaling = plan.schedule == "invscaling"
-    permutation = state.rng.permutation if plan.shuffle else None
+    shuffle = plan.shuffle
     sync = device and (l2 or val is not None or train_accuracy or plan.restore_best)
     scale = plan.loss_scale
 
-    def train_epoch(epoch, bar):
-        """Train one epoch; returns its learning rate and mean loss (L2 term included)."""
+    def train_epoch(epoch, order, bar):
+        """Train one epoch in ``order`` (None: as stored); returns its learning rate and mean
+        loss (L2 term included)."""
         lr = invscaling_lr(opt.lr, plan.power_t, state.samples_seen) if invscaling else state.lr
         hyper[H_LR] = lr
-        total = train(None if permutation is None else permutation(n), epoch, bar)
+        total = train(order, epoch, bar)
         state.samples_seen += n
         if sync:
             trained()
@@ -298,16 +341,21 @@ def run(model, X, Y, sw, plan, state, history, val=None, callbacks=(), K=None):
             or plan.restore_best):
         # the training loss is all there is to record (and watch): the lean loop
         losses, lrs = history.loss, history.lr
-        for epoch in range(history.epochs + 1, history.epochs + plan.epochs + 1):
-            lr, loss = train_epoch(epoch, None)
-            reason = (_plateau(plan, state, {"loss": loss}, model, history, epoch) if plateau
-                      else None)
-            losses.append(loss)
-            lrs.append(lr)
-            history.epochs = epoch
-            if reason is not None:
-                history.stop_reason = reason
-                break
+        orders = _Orders(state.rng, n, plan.epochs) if shuffle else None
+        try:
+            for epoch in range(history.epochs + 1, history.epochs + plan.epochs + 1):
+                lr, loss = train_epoch(epoch, None if orders is None else orders.take(), None)
+                reason = (_plateau(plan, state, {"loss": loss}, model, history, epoch)
+                          if plateau else None)
+                losses.append(loss)
+                lrs.append(lr)
+                history.epochs = epoch
+                if reason is not None:
+                    history.stop_reason = reason
+                    break
+        finally:
+            if orders is not None:
+                orders.settle()
         return history
     for cb in callbacks:
         getattr(cb, "on_train_begin", _noop)(model)
@@ -315,7 +363,7 @@ def run(model, X, Y, sw, plan, state, history, val=None, callbacks=(), K=None):
     try:
         for _ in range(plan.epochs):
             epoch = history.epochs + 1
-            lr, loss = train_epoch(epoch, bar)
+            lr, loss = train_epoch(epoch, state.rng.permutation(n) if shuffle else None, bar)
             logs = {"loss": loss, "lr": lr}
             if train_accuracy:
                 if Y_host is None:
