@@ -136,7 +136,7 @@ class _Orders:
     def __init__(self, rng, n, epochs):
         self.rng, self.left = rng, epochs
         rows = max(1, min(epochs, self.BLOCK, (1 << 16) // n))  # and at most 64 Ki elements
-        self.base = np.broadcast_to(np.arange(n), (rows, n))
+        self.rows = np.arange(n)
         self.block = np.empty((rows, n), dtype=np.int64)
         self.taken = self.drawn = 0
         self.start = None  # the state of ``rng`` before the block was drawn
@@ -150,10 +150,13 @@ class _Orders:
         self.taken += 1
         return order
 
-    def _draw(self, rows):
-        self.start = self.rng.bit_generator.state
-        self.rng.permuted(self.base[:rows], axis=1, out=self.block[:rows])
-        self.taken, self.drawn = 0, rows
+    def _draw(self, count):
+        # a block of one is always used up: no state to keep for settle
+        self.start = self.rng.bit_generator.state if count > 1 else None
+        block = self.block[:count]
+        block[...] = self.rows
+        self.rng.permuted(block, axis=1, out=block)
+        self.taken, self.drawn = 0, count
 
     def settle(self):
         """Rewind ``rng`` to just after the orders taken."""
