@@ -7,6 +7,7 @@ two libraries differ, the estimators say so in their docstrings (initialisation,
 Requires scikit-learn (``pip install 'fastnn[sklearn]'``).
 """
 
+import math
 import numbers
 import threading
 import warnings
@@ -29,10 +30,14 @@ from .training import History, check_sample_weight, validation_split
 _ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu",
                 "softplus": "softplus"}
 _FLOATS = (np.float64, np.float32)
+_INT32_MAX = int(np.iinfo(np.int32).max)
 
 
 def _real(value, name, low, high=None, low_open=False, high_open=False):
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
+    if type(value) is float:  # the common case, without the ABC check and NumPy's isfinite
+        ok = math.isfinite(value)
+    else:
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
     if ok:
         ok = (value > low if low_open else value >= low) and (
             high is None or (value < high if high_open else value <= high))
@@ -44,6 +49,8 @@ def _real(value, name, low, high=None, low_open=False, high_open=False):
 
 
 def _integer(value, name):
+    if type(value) is int and value >= 1:  # the common case, without the ABC check
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     return int(value)
@@ -241,7 +248,7 @@ class _BaseMLP(BaseEstimator):
         self.validation_scores_ = [] if p["early_stopping"] else None
         self.best_validation_score_ = -np.inf if p["early_stopping"] else None
         self.history_ = History()
-        self._rng = np.random.default_rng(int(rs.randint(np.iinfo(np.int32).max)))
+        self._rng = np.random.default_rng(int(rs.randint(_INT32_MAX)))
         self._state = None
 
     def _input(self, X, y, reset, p):
