@@ -136,7 +136,7 @@ class _Orders:
     def __init__(self, rng, n, epochs):
         self.rng, self.left = rng, epochs
         rows = max(1, min(epochs, self.BLOCK, (1 << 16) // n))  # and at most 64 Ki elements
-        self.rows = np.arange(n)
+        self.ordered = np.arange(n)
         self.block = np.empty((rows, n), dtype=np.int64)
         self.taken = self.drawn = 0
         self.start = None  # the state of ``rng`` before the block was drawn
@@ -154,7 +154,7 @@ class _Orders:
         # a block of one is always used up: no state to keep for settle
         self.start = self.rng.bit_generator.state if count > 1 else None
         block = self.block[:count]
-        block[...] = self.rows
+        block[...] = self.ordered
         self.rng.permuted(block, axis=1, out=block)
         self.taken, self.drawn = 0, count
 
@@ -188,8 +188,8 @@ def _epoch_trainer(model, K, ops, X, Y, sw, bs, chunk, opt_code, hyper, arrays):
     # copies to fall back on (empty optimiser state needs none)
     saved = [(ops.empty_like(a), a) for a in (theta, s1, s2) if a.size]
     n = X.shape[0]
-    chunks = [(start, min(start + chunk, n)) for start in range(0, n, chunk)]
-    chunks = [(start, stop, -(-(stop - start) // bs)) for start, stop in chunks]
+    bounds = [(start, min(start + chunk, n)) for start in range(0, n, chunk)]
+    chunks = [(start, stop, -(-(stop - start) // bs)) for start, stop in bounds]  # and steps
     whole = len(chunks) == 1
 
     def train(order, epoch, bar):
