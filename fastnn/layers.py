@@ -46,6 +46,19 @@ class Dense:
         self._db = np.zeros_like(self._b)
         self._cache = None
 
+    @classmethod
+    def _of(cls, W, b, activation):
+        """A layer that holds ``W`` (out, in) and ``b`` (out,) as they are: no draw and no checks,
+        for callers that made them finite and of one float dtype (the scikit-learn estimators,
+        which draw their own initial weights)."""
+        layer = cls.__new__(cls)
+        layer._act = activation_code(activation)
+        layer.dtype = W.dtype
+        layer._W, layer._b = W, b
+        layer._dW, layer._db = np.zeros_like(W), np.zeros_like(b)
+        layer._cache = None
+        return layer
+
     # parameters -------------------------------------------------------------------------
     _owner = None  # the MLP whose device copy may be newer than these arrays (cuda backend)
 

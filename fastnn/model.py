@@ -97,12 +97,13 @@ class MLP:
             raise ValueError("the same Dense object appears twice in layers")
         self.layers = layers
         self.dtype = layers[0].dtype
-        self._shapes = np.array([[l.out_features, l.in_features] for l in layers], np.int64)
+        dims = [(l.out_features, l.in_features) for l in layers]  # Python ints: the layout
+        self._shapes = np.array(dims, np.int64)  # helpers loop over them ~3x faster than rows
         self._acts = np.array([l._act for l in layers], np.int64)
-        self._theta = np.zeros(param_size(self._shapes), dtype=self.dtype)
+        self._theta = np.zeros(param_size(dims), dtype=self.dtype)
         self._grad = np.zeros_like(self._theta)
-        for layer, (W, b), (dW, db) in zip(layers, param_views(self._theta, self._shapes),
-                                           param_views(self._grad, self._shapes)):
+        for layer, (W, b), (dW, db) in zip(layers, param_views(self._theta, dims),
+                                           param_views(self._grad, dims)):
             layer._bind(W, b, dW, db)
         self._reset_scratch()
         self.reset_optimizer()

@@ -149,6 +149,33 @@ def test_float32_is_preserved_and_dtype_forces(Est, iris):
         assert est.model_.dtype == np.float32
 
 
+@pytest.mark.parametrize("Est", [MLPClassifier, MLPRegressor])
+def test_fortran_ordered_input_trains_as_c_ordered(Est, iris):
+    X, y = iris
+    kw = dict(hidden_layer_sizes=(8,), max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        c_order = Est(**kw).fit(np.ascontiguousarray(X), y)
+        f_order = Est(**kw).fit(np.asfortranarray(X), y)
+    assert f_order.loss_curve_ == c_order.loss_curve_
+
+
+@pytest.mark.parametrize("Est", [MLPClassifier, MLPRegressor])
+def test_plain_arrays_and_lists_train_alike(Est, iris):
+    """ndarrays that need no conversion skip validate_data; lists go through it."""
+    X, y = iris
+    kw = dict(hidden_layer_sizes=(8,), max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        plain = Est(**kw).fit(X, y)
+        listed = Est(**kw).fit(X.tolist(), y.tolist())
+        assert plain.loss_curve_ == listed.loss_curve_ and plain.n_features_in_ == 4
+        with pytest.raises(ValueError, match="Input X contains NaN"):
+            Est(**kw).fit(np.where(X > 2, np.nan, X), y)
+        with pytest.raises(ValueError, match="X has 3 features"):
+            plain.partial_fit(X[:, :3], y)
+
+
 def test_partial_fit_continues_and_needs_classes_first(iris):
     X, y = iris
     clf = _clf(learning_rate_init=0.01)
@@ -297,6 +324,22 @@ def test_initial_weights_are_drawn_as_scikit_learn_draws_them(iris, activation, 
         bound = np.sqrt(factor / (fan_in + fan_out))
         np.testing.assert_allclose(W, rs.uniform(-bound, bound, (fan_in, fan_out)), atol=1e-9)
         np.testing.assert_allclose(b, rs.uniform(-bound, bound, fan_out), atol=1e-9)
+
+
+def test_fits_in_threads_match_sequential_fits(iris):
+    """Int seeds re-seed a RandomState per thread: concurrent fits draw their own streams."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    X, y = iris
+
+    def fit(seed):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return _clf(max_iter=3, random_state=seed).fit(X, y).loss_curve_
+
+    seeds = list(range(16))
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(fit, seeds)) == [fit(seed) for seed in seeds]
 
 
 @pytest.mark.parametrize("solver", ["adam", "sgd"])

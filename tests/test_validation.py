@@ -8,7 +8,8 @@ import pytest
 
 from fastnn import _validation as V
 from fastnn._codes import BCE, CROSS_ENTROPY, MSE
-from fastnn._loop import Plan, State, _plateau
+import fastnn
+from fastnn._loop import Plan, State, _Orders, _plateau
 from fastnn.training import History
 
 DTYPES = [np.float32, np.float64]
@@ -129,3 +130,30 @@ def test_plateau_counts_a_fall_of_exactly_tol_as_improvement():
     # 0.75 and 0.5 fall by exactly tol: improvements; 0.3 and 0.2 do not: the second stops
     assert stops == [None, None, None, None, "no_improvement"]
     assert state.best == 0.2 and history.best_epoch == 5
+
+
+@pytest.mark.parametrize("n", [1, 3, 112, 5000])
+@pytest.mark.parametrize("epochs, taken", [(1, 1), (5, 2), (16, 16), (40, 40), (40, 17),
+                                           (40, 32), (40, 0)])
+def test_block_orders_are_the_permutations_drawn_one_at_a_time(n, epochs, taken):
+    """Orders drawn in blocks equal rng.permutation(n) epoch by epoch, and after settle the
+    generator stands where those calls leave it (however many of the block were used)."""
+    ours, theirs = np.random.default_rng(n + epochs), np.random.default_rng(n + epochs)
+    orders = _Orders(ours, n, epochs)
+    for _ in range(taken):
+        np.testing.assert_array_equal(orders.take(), theirs.permutation(n))
+    orders.settle()
+    assert ours.bit_generator.state == theirs.bit_generator.state
+
+
+def test_fit_stopping_early_leaves_the_seed_generator_one_order_per_epoch_on(rng):
+    X = rng.normal(size=(50, 3))
+    y = X.sum(axis=1, keepdims=True)
+    model = fastnn.MLP.from_sizes([3, 4, 1], output="identity", dtype=np.float64, seed=0)
+    ours, theirs = np.random.default_rng(7), np.random.default_rng(7)
+    history = model.fit(X, y, epochs=500, batch_size=8, lr=1e-3, seed=ours, tol=1e9,
+                        n_iter_no_change=3, progress=False)
+    assert history.stop_reason == "no_improvement" and history.epochs == 4
+    for _ in range(history.epochs):
+        theirs.permutation(50)
+    assert ours.bit_generator.state == theirs.bit_generator.state
