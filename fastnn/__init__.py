@@ -5,6 +5,16 @@
 >>> history = model.fit(X, y, epochs=20, lr=0.05)          # doctest: +SKIP
 """
 
+import importlib.util as _util
+
+if _util.find_spec(__name__ + ".kernels") is None:
+    # The repository's fastnn/ folder was imported (Python started in the repository root) in
+    # place of the installed package: kernels/ becomes fastnn.kernels only when installed.
+    raise ImportError(
+        "fastnn was imported from its source folder, which lacks the installed fastnn.kernels: "
+        "run Python outside the repository root, or install with 'pip install -e .'"
+    )
+
 from ._backend import available_backends, get_backend, set_backend
 from ._config import show_config
 from ._threads import get_num_threads, set_num_threads
