@@ -25,13 +25,19 @@ _info = None
 AVX512_CORES = frozenset({"skylakex", "cooperlake", "sapphirerapids"})
 
 
-def cpu_has_avx512():
-    """True if the CPU and the OS support the AVX-512 subset (F, CD, BW, DQ, VL) of SkylakeX kernels."""
+def cpu_has(*features):
+    """True if the CPU and the OS support every one of ``features``: names in NumPy's runtime
+    dispatch table ("AVX2", "FMA3", "AVX512_SKX", ...), which checks both."""
     try:
         from numpy._core._multiarray_umath import __cpu_features__ as feats
     except ImportError:  # numpy < 2
         from numpy.core._multiarray_umath import __cpu_features__ as feats
-    return bool(feats.get("AVX512_SKX", False))
+    return all(feats.get(name, False) for name in features)
+
+
+def cpu_has_avx512():
+    """True if the CPU and the OS support the AVX-512 subset (F, CD, BW, DQ, VL) of SkylakeX kernels."""
+    return cpu_has("AVX512_SKX")
 
 
 def _capsule_address(module, name):

@@ -25,7 +25,7 @@ static inline __m256i fastnn_mask32(ptrdiff_t count) {
                               _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-#define FASTNN_TILE(T, V, W, LOAD, MLOAD, MSTORE, STORE, FMA, MUL, SET1, ZERO, MASK)           \
+#define FASTNN_TILE(T, V, W, LOAD, MLOAD, STORE, FMA, MUL, SET1, ZERO, MASK)                   \
     const T *ar[4];                                                                              \
     for (int r = 0; r < 4; r++) ar[r] = a + (r < mr ? r : 0) * ars;                             \
     V c00 = ZERO(), c01 = ZERO(), c10 = ZERO(), c11 = ZERO();                                    \
@@ -70,7 +70,7 @@ static inline __m256i fastnn_mask32(ptrdiff_t count) {
 static inline void fastnn_dtile(ptrdiff_t mr, ptrdiff_t nc, ptrdiff_t K, const double *a,
                                 ptrdiff_t ars, ptrdiff_t aks, const double *B, ptrdiff_t ldb,
                                 double *C, ptrdiff_t ldc, double alpha, double beta) {
-    FASTNN_TILE(double, __m256d, 4, _mm256_loadu_pd, _mm256_maskload_pd, _, _mm256_storeu_pd,
+    FASTNN_TILE(double, __m256d, 4, _mm256_loadu_pd, _mm256_maskload_pd, _mm256_storeu_pd,
                 _mm256_fmadd_pd, _mm256_mul_pd, _mm256_set1_pd, _mm256_setzero_pd, fastnn_mask64)
 }
 
@@ -78,7 +78,7 @@ static inline void fastnn_dtile(ptrdiff_t mr, ptrdiff_t nc, ptrdiff_t K, const d
 static inline void fastnn_stile(ptrdiff_t mr, ptrdiff_t nc, ptrdiff_t K, const float *a,
                                 ptrdiff_t ars, ptrdiff_t aks, const float *B, ptrdiff_t ldb,
                                 float *C, ptrdiff_t ldc, float alpha, float beta) {
-    FASTNN_TILE(float, __m256, 8, _mm256_loadu_ps, _mm256_maskload_ps, _, _mm256_storeu_ps,
+    FASTNN_TILE(float, __m256, 8, _mm256_loadu_ps, _mm256_maskload_ps, _mm256_storeu_ps,
                 _mm256_fmadd_ps, _mm256_mul_ps, _mm256_set1_ps, _mm256_setzero_ps, fastnn_mask32)
 }
 

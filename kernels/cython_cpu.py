@@ -16,22 +16,13 @@ import os
 
 from .. import _blas, _threads
 
-_AVX2_MODULE = __name__.rpartition(".")[0] + "._cython_cpu_avx2"
+_PACKAGE = __name__.rpartition(".")[0]
+_MODULES = {"baseline": _PACKAGE + "._cython_cpu", "avx2": _PACKAGE + "._cython_cpu_avx2"}
 
 
 def cpu_has_avx2_fma():
-    """True if the CPU (and the OS, which must save the AVX registers) supports AVX2 and FMA.
-
-    Asks NumPy's own runtime dispatch table, which checks both.
-    """
-    try:
-        from numpy._core._multiarray_umath import __cpu_features__ as features
-    except ImportError:  # NumPy 1.x
-        try:
-            from numpy.core._multiarray_umath import __cpu_features__ as features
-        except ImportError:
-            return False
-    return bool(features.get("AVX2") and features.get("FMA3"))
+    """True if the CPU (and the OS, which must save the AVX registers) supports AVX2 and FMA."""
+    return _blas.cpu_has("AVX2", "FMA3")
 
 
 def _choose_build():
@@ -41,7 +32,7 @@ def _choose_build():
         raise ValueError(f"FASTNN_CYTHON_BUILD={asked!r}: use 'auto', 'avx2' or 'baseline'")
     if asked == "baseline":
         return "baseline"
-    built = importlib.util.find_spec(_AVX2_MODULE) is not None
+    built = importlib.util.find_spec(_MODULES["avx2"]) is not None
     usable = built and cpu_has_avx2_fma()
     if asked == "avx2" and not usable:
         raise RuntimeError(
@@ -76,8 +67,7 @@ OPENMP_SHARED_SPINNING = _libgomp_loaded() and _USER_POLICY != "passive"
 if _SET_WAIT_POLICY:
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 try:
-    ext = importlib.import_module(_AVX2_MODULE if BUILD == "avx2" else
-                                  __name__.rpartition(".")[0] + "._cython_cpu")
+    ext = importlib.import_module(_MODULES[BUILD])
 finally:
     if _SET_WAIT_POLICY:
         del os.environ["OMP_WAIT_POLICY"]
