@@ -22,7 +22,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 import numpy as np  # noqa: E402
 
 import fastnn  # noqa: E402
-from fastnn import _blas  # noqa: E402
+from fastnn.kernels import _blas  # noqa: E402
 
 CASES = [
     # batch, sizes, (target vs numpy, target vs jax)

@@ -75,7 +75,7 @@ def _fastnn_step(K, C, np, batch, sizes, rng):
 
 def _fastnn_gemm(K, np, M, N, Kd, rng):
     """A closure launching fastnn's forward GEMM (bias + relu epilogue), (M, Kd) x (N, Kd).T."""
-    from fastnn import _codes as C
+    from fastnn.kernels import codes as C
     from fastnn.kernels import _cuda_gemm
 
     X = K.to_device(rng.standard_normal((M, Kd)).astype(np.float32))
@@ -97,7 +97,7 @@ TILE_SWEEP = [
 
 def _tile_sweep(K, np, torch, repeats, shape, tiles):
     """Each GEMM form of one layer, per tile: ms, error, % of cuBLAS."""
-    from fastnn import _codes as C
+    from fastnn.kernels import codes as C
     from fastnn.kernels import _cuda_gemm
 
     n, fi, o = shape
@@ -189,7 +189,7 @@ def main():
         return 0
     import numpy as np
 
-    from fastnn import _codes as C
+    from fastnn.kernels import codes as C
     from fastnn.kernels import numba_cuda as K
 
     torch = None if a.simulate else _torch()

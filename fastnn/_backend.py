@@ -8,13 +8,7 @@ import importlib.util
 import os
 import threading
 
-# name -> module that implements the kernel contract (see fastnn.kernels)
-MODULES = {
-    "numpy": "fastnn.kernels.reference",
-    "numba": "fastnn.kernels.numba_cpu",
-    "cython": "fastnn.kernels.cython_cpu",
-    "cuda": "fastnn.kernels.numba_cuda",
-}
+from .kernels import BACKENDS as MODULES  # name -> module that implements the kernel contract
 # Preference order for the default: the fastest available CPU backend, per the benchmarks
 # (benchmarks/compare_cpu.py: cython was fastest at every size measured, then numba, then numpy).
 # cuda is chosen explicitly (set_backend("cuda") or FASTNN_BACKEND=cuda).

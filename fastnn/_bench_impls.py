@@ -20,7 +20,7 @@ class Unavailable(Exception):
 def threads():
     """The thread count every implementation is given: fastnn's, else the usable CPUs."""
     try:
-        from . import _threads
+        from .kernels import _threads
     except ImportError:
         try:
             return len(os.sched_getaffinity(0))

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import _bench_cases
 from ._bench_impls import Unavailable, threads
-from ._codes import RELU
+from .kernels.codes import RELU
 
 
 @functools.lru_cache(maxsize=8)

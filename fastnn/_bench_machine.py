@@ -51,7 +51,7 @@ def blas_libraries():
 def fastnn_blas():
     """The dict of ``fastnn._blas.load()`` if this build has its own BLAS loader, else None."""
     try:
-        from . import _blas
+        from .kernels import _blas
     except ImportError:
         return None
     try:

@@ -11,7 +11,9 @@ def config():
 
     Loads fastnn's BLAS (and, if built, the Cython extension) to report on them; compiles nothing.
     """
-    from . import __version__, _backend, _blas, _threads
+    from . import _backend
+    from ._version import __version__
+    from .kernels import _blas, _threads
 
     info = {
         "fastnn": __version__,

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ._codes import RELU, SOFTPLUS
+from .kernels.codes import RELU, SOFTPLUS
 
 
 def init_weights(rng, out_features, in_features, act, dtype):

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _device
-from ._codes import BCE, CROSS_ENTROPY, H_L2, H_LR
-from ._pipeline import forward_pass
+from .kernels.codes import BCE, CROSS_ENTROPY, H_L2, H_LR
+from .kernels.passes import forward_pass
 from .optim import invscaling_lr
 
 _EVAL_ROWS = 4096  # rows per forward pass when scoring, to bound the scratch memory

@@ -9,7 +9,7 @@ import numbers
 
 import numpy as np
 
-from ._codes import BCE, CROSS_ENTROPY
+from .kernels.codes import BCE, CROSS_ENTROPY
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _isfinite, _isfinite_scalar = np.isfinite, math.isfinite

@@ -18,8 +18,8 @@ import zlib
 import numpy as np
 
 from . import _backend, _device
-from ._codes import H_BETA1, H_BETA2, H_EPS, H_L2, H_LR, H_MOMENTUM, OPT_ADAM, OPT_NESTEROV, OPT_SGD
-from ._pipeline import batch_gradients
+from .kernels.codes import H_BETA1, H_BETA2, H_EPS, H_L2, H_LR, H_MOMENTUM, OPT_ADAM, OPT_NESTEROV, OPT_SGD
+from .kernels.passes import batch_gradients
 from ._validation import (
     all_finite, check_nonnegative_float, check_positive_float, check_positive_int,
 )

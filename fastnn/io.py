@@ -15,7 +15,7 @@ import zipfile
 import numpy as np
 
 from . import _device
-from ._codes import (
+from .kernels.codes import (
     ACTIVATIONS, LOSS_ACTIVATION, LOSSES, OPT_ADAM, OPT_MOMENTUM, OPT_NESTEROV, OPT_SGD,
 )
 from .kernels.layout import param_size

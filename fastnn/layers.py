@@ -5,7 +5,7 @@ import numbers
 import numpy as np
 
 from . import _backend
-from ._codes import ACTIVATION_NAMES, IDENTITY, SOFTMAX, STEP, activation_code
+from .kernels.codes import ACTIVATION_NAMES, IDENTITY, SOFTMAX, STEP, activation_code
 from ._init import init_weights
 from ._validation import as_matrix, check_dtype, check_seed
 

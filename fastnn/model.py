@@ -3,11 +3,11 @@
 import numpy as np
 
 from . import _backend, _device, training
-from ._codes import (
+from .kernels.codes import (
     ACTIVATION_LOSS, ACTIVATION_NAMES, BCE, CROSS_ENTROPY, LOSS_ACTIVATION, LOSS_NAMES, MSE,
     H_LR, N_HYPER, NO_GRADIENT, OPT_SGD, OUTPUT_ONLY, SOFTMAX, activation_code, loss_code,
 )
-from ._pipeline import allocate_outputs, batch_gradients, forward_pass
+from .kernels.passes import allocate_outputs, batch_gradients, forward_pass
 from ._validation import (
     all_finite, as_list, as_matrix, check_dtype, check_positive_float, check_seed, targets,
 )

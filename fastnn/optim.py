@@ -6,7 +6,7 @@ runs in the backend's fused update kernels, inside the compiled epoch loop.
 
 import numpy as np
 
-from ._codes import (
+from .kernels.codes import (
     H_BETA1, H_BETA2, H_EPS, H_LR, H_MOMENTUM, N_HYPER, OPT_ADAM, OPT_MOMENTUM, OPT_NESTEROV,
     OPT_SGD,
 )

@@ -8,7 +8,7 @@ and accuracy (or R²), and the learning rate used.
 import numpy as np
 
 from . import _device, _loop
-from ._codes import BCE, CROSS_ENTROPY
+from .kernels.codes import BCE, CROSS_ENTROPY
 from ._validation import (
     as_matrix, check_fraction, check_nonnegative_float, check_positive_float, check_positive_int,
     check_seed,

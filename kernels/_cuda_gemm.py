@@ -23,7 +23,7 @@ import math
 
 from numba import cuda
 
-from .._codes import IDENTITY
+from .codes import IDENTITY
 from ._cuda_launch import Launch
 from ._cuda_math import S_BAD, S_STOPPED, device_math, numba_float
 from ._jit import GEMM_TILES, SIM_GEMM_TILES, cuda_jit, cuda_simulated

@@ -10,7 +10,7 @@ import math
 import numba
 import numpy as np
 
-from .._codes import RELU, SIGMOID, SOFTPLUS, STEP, TANH
+from .codes import RELU, SIGMOID, SOFTPLUS, STEP, TANH
 from ._jit import cuda_jit
 
 # The float64 state vector that train_epoch keeps on the device (read back once per epoch):

@@ -11,7 +11,7 @@ import math
 
 from numba import cuda
 
-from .._codes import BCE, CROSS_ENTROPY, OPT_ADAM, OPT_NESTEROV, OPT_SGD
+from .codes import BCE, CROSS_ENTROPY, OPT_ADAM, OPT_NESTEROV, OPT_SGD
 from ._cuda_math import (
     S_BAD, S_BATCH_LOSS, S_DONE, S_LOSS_SUM, S_STOPPED, device_math, numba_float,
 )

@@ -15,7 +15,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .. import _blas
+from . import _blas
 from ._jit import jit
 
 _info = _blas.load()

@@ -4,7 +4,7 @@ derivatives (written from the output), the BCE terms, and an inline log1p.
 
 import math
 
-from .._codes import RELU, SIGMOID, SOFTPLUS, STEP, TANH
+from .codes import RELU, SIGMOID, SOFTPLUS, STEP, TANH
 from ._jit import jit
 
 

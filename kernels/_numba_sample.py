@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from .._codes import BCE, CROSS_ENTROPY, H_L2, H_LR, OPT_SGD
+from .codes import BCE, CROSS_ENTROPY, H_L2, H_LR, OPT_SGD
 from ._jit import jit
 from ._numba_math import _act1, _deriv, _log1p_unit, _sum_log1p
 from ._numba_update import _update_range

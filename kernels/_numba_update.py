@@ -5,7 +5,7 @@ that gates every update.
 
 import math
 
-from .._codes import H_BETA1, H_BETA2, H_EPS, H_LR, H_MOMENTUM, OPT_ADAM, OPT_NESTEROV, OPT_SGD
+from .codes import H_BETA1, H_BETA2, H_EPS, H_LR, H_MOMENTUM, OPT_ADAM, OPT_NESTEROV, OPT_SGD
 from ._jit import jit
 
 

@@ -14,7 +14,9 @@ import importlib
 import importlib.util
 import os
 
-from .. import _blas, _threads
+import numpy as np
+
+from . import _blas, _threads
 
 _PACKAGE = __name__.rpartition(".")[0]
 _MODULES = {"baseline": _PACKAGE + "._cython_cpu", "avx2": _PACKAGE + "._cython_cpu_avx2"}
@@ -78,6 +80,28 @@ train_epoch = ext.train_epoch
 # train_step's compiled checks, which fastnn.model also uses with the numba backend
 all_finite, copy_into, step_inputs = ext.all_finite, ext.copy_into, ext.step_inputs
 
+ON_DEVICE = False
+
+
+def update(theta, grad, s1, s2, shapes, opt, hyper, t):
+    """One optimiser step over the whole model (placeholder until the compiled one lands)."""
+    from . import reference
+
+    reference.update_model(ext, theta, grad, s1, s2, shapes, opt, hyper, t)
+
+
+def to_backend(x, dtype=None):
+    return np.ascontiguousarray(x, dtype=dtype)
+
+
+def to_host(x):
+    return np.asarray(x)
+
+
+def zeros(shape, dtype):
+    return np.zeros(shape, dtype)
+
+
 __all__ = ["adam_update", "backward", "forward", "momentum_update", "openmp_enabled",
            "output_step", "sgd_update", "train_epoch"]
 
@@ -90,7 +114,7 @@ def set_num_threads(n):
     ext.set_num_threads(1 if OPENMP_SHARED_SPINNING else n)
 
 
-set_num_threads(_threads.get_num_threads())
+_threads.follow(set_num_threads)
 
 
 def openmp_enabled():

@@ -12,7 +12,7 @@ import math
 import numpy as np
 from numba import types
 
-from .._codes import BCE, CROSS_ENTROPY, H_L2, H_LR, IDENTITY, OPT_SGD, RELU, SOFTMAX
+from .codes import BCE, CROSS_ENTROPY, H_L2, H_LR, IDENTITY, OPT_SGD, RELU, SOFTMAX
 from ._jit import FASTMATH_ORDERED, jit, overload
 from ._numba_blas import dz_w, dzt_a_update, x_wt
 from ._numba_math import _act, _bce_terms, _deriv

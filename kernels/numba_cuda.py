@@ -23,7 +23,7 @@ if not hasattr(np, "row_stack"):
 
 from numba import cuda  # noqa: E402
 
-from .._codes import (
+from .codes import (
     H_BETA1, H_BETA2, H_EPS, H_L2, H_LR, H_MOMENTUM, IDENTITY, OPT_ADAM, OPT_MOMENTUM, OPT_NESTEROV,
     OPT_SGD, SOFTMAX,
 )

@@ -11,11 +11,11 @@ import sys
 
 import numpy as np
 
-from .._codes import (
+from .codes import (
     BCE, CROSS_ENTROPY, H_BETA1, H_BETA2, H_EPS, H_L2, H_LR, H_MOMENTUM, IDENTITY, MSE, OPT_ADAM,
     OPT_MOMENTUM, OPT_NESTEROV, OPT_SGD, RELU, SIGMOID, SOFTMAX, SOFTPLUS, STEP, TANH,
 )
-from .._pipeline import batch_gradients
+from .passes import batch_gradients
 from .layout import param_views, work_views
 
 # Overflow in a kernel is reported by the caller's finiteness checks, never by NumPy warnings, so
@@ -161,7 +161,7 @@ def adam_update(p, g, m, v, lr, beta1, beta2, eps, t, l2):
     p -= step * m / (np.sqrt(v) + eps)
 
 
-def update(opt, hyper, p, g, s1, s2, t, l2):
+def _update_array(opt, hyper, p, g, s1, s2, t, l2):
     """Apply optimiser ``opt`` to one parameter array (l2 is 0 for biases)."""
     lr = p.dtype.type(hyper[H_LR])
     if opt == OPT_SGD:
@@ -174,6 +174,61 @@ def update(opt, hyper, p, g, s1, s2, t, l2):
         raise ValueError(f"unknown optimiser code {opt}")
 
 
+def update_model(K, theta, grad, s1, s2, shapes, opt, hyper, t):
+    """The contract's ``update`` written with backend ``K``'s element updates, layer by layer."""
+    tv, gv = param_views(theta, shapes), param_views(grad, shapes)
+    s1v = param_views(s1, shapes) if s1.size else None
+    s2v = param_views(s2, shapes) if s2.size else None
+    l2 = float(hyper[H_L2])
+    lr = float(hyper[H_LR])
+    for l in range(len(tv)):
+        for j, pen in ((0, l2), (1, 0.0)):
+            p, g = tv[l][j], gv[l][j]
+            if opt == OPT_SGD:
+                K.sgd_update(p, g, lr, pen)
+            elif opt == OPT_ADAM:
+                K.adam_update(p, g, s1v[l][j], s2v[l][j], lr, float(hyper[H_BETA1]),
+                              float(hyper[H_BETA2]), float(hyper[H_EPS]), t, pen)
+            else:
+                K.momentum_update(p, g, s1v[l][j], lr, float(hyper[H_MOMENTUM]), pen,
+                                  opt == OPT_NESTEROV)
+
+
+@_quiet
+def update(theta, grad, s1, s2, shapes, opt, hyper, t):
+    tv, gv = param_views(theta, shapes), param_views(grad, shapes)
+    s1v = param_views(s1, shapes) if s1.size else None
+    s2v = param_views(s2, shapes) if s2.size else None
+    l2 = theta.dtype.type(hyper[H_L2])
+    for l in range(len(tv)):
+        for j, pen in ((0, l2), (1, 0)):
+            _update_array(opt, hyper, tv[l][j], gv[l][j], s1v[l][j] if s1v else None,
+                          s2v[l][j] if s2v else None, t, pen)
+
+
+def all_finite(x):
+    return bool(np.isfinite(x).all())
+
+
+def copy_into(dst, src):
+    np.copyto(dst, src)
+
+
+ON_DEVICE = False
+
+
+def to_backend(x, dtype=None):
+    return np.ascontiguousarray(x, dtype=dtype)
+
+
+def to_host(x):
+    return np.asarray(x)
+
+
+def zeros(shape, dtype):
+    return np.zeros(shape, dtype)
+
+
 _SELF = sys.modules[__name__]
 
 
@@ -182,9 +237,6 @@ def train_epoch(X, Y, sw, order, theta, grad, shapes, acts, loss, batch_size, op
                 t0, work):
     N = X.shape[0] if order is None else order.shape[0]
     tv, gv = param_views(theta, shapes), param_views(grad, shapes)
-    s1v = param_views(s1, shapes) if s1.size else None
-    s2v = param_views(s2, shapes) if s2.size else None
-    l2 = theta.dtype.type(hyper[H_L2])
     loss_sum, done, t = 0.0, 0, t0
     for start in range(0, N, batch_size):
         n = min(batch_size, N - start)
@@ -200,14 +252,7 @@ def train_epoch(X, Y, sw, order, theta, grad, shapes, acts, loss, batch_size, op
         if not (np.isfinite(value) and np.isfinite(grad).all()):
             break
         t += 1
-        for l in range(len(tv)):
-            (W, b), (dW, db) = tv[l], gv[l]
-            sW = s1v[l][0] if s1v else None
-            sb = s1v[l][1] if s1v else None
-            vW = s2v[l][0] if s2v else None
-            vb = s2v[l][1] if s2v else None
-            update(opt, hyper, W, dW, sW, vW, t, l2)
-            update(opt, hyper, b, db, sb, vb, t, 0)
+        update(theta, grad, s1, s2, shapes, opt, hyper, t)
         loss_sum += value * n
         done += 1
     return loss_sum, done

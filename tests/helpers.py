@@ -3,7 +3,7 @@
 import numpy as np
 
 import fastnn
-from fastnn import _codes as C
+from fastnn.kernels import codes as C
 
 CPU_BACKENDS = [b for b in fastnn.available_backends() if b != "cuda"]
 COMPILED_BACKENDS = [b for b in CPU_BACKENDS if b != "numpy"]

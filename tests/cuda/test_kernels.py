@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fastnn import _codes as C
+from fastnn.kernels import codes as C
 
 DTYPES = [np.float32, np.float64]
 ACTS = sorted(C.ACTIVATIONS.values())

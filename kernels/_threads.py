@@ -13,7 +13,6 @@ threads (measured: a 784-512-512-10 step went from 6 ms to 40 ms).
 """
 
 import os
-import sys
 import threading
 
 _lock = threading.Lock()
@@ -57,24 +56,29 @@ def get_num_threads():
         return _n
 
 
-def apply_blas_limit():
-    """Give fastnn's own BLAS copy the current thread count (called when it loads)."""
-    from . import _blas
-
-    _blas.set_num_threads(get_num_threads())
+_followers = []  # set_num_threads of each thread pool loaded so far (fastnn's BLAS, Cython's)
 
 
-def _apply(n, blas_all):
-    from . import _blas
+def follow(set_count):
+    """Register ``set_count(n)``, a pool's thread setter, and apply the current count to it now.
 
-    _blas.set_num_threads(n)
-    if blas_all:
-        from threadpoolctl import threadpool_limits
+    Each library with threads of its own calls this when it loads (fastnn's BLAS copy, the Cython
+    extension's OpenMP loops), so this module needs to know none of them.
+    """
+    n = get_num_threads()
+    with _lock:
+        _followers.append(set_count)
+    set_count(n)
 
-        threadpool_limits(limits=n, user_api="blas")
-    cy = sys.modules.get("fastnn.kernels.cython_cpu")
-    if cy is not None:
-        cy.set_num_threads(n)
+
+def _apply(n):
+    from threadpoolctl import threadpool_limits
+
+    with _lock:
+        followers = list(_followers)
+    for set_count in followers:
+        set_count(n)
+    threadpool_limits(limits=n, user_api="blas")
 
 
 def set_num_threads(n):
@@ -95,4 +99,4 @@ def set_num_threads(n):
     global _n
     with _lock:
         _n = n
-    _apply(n, blas_all=True)
+    _apply(n)

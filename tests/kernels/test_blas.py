@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from fastnn import _blas
-from fastnn import _codes as C
+from fastnn.kernels import _blas
+from fastnn.kernels import codes as C
 
 cy = pytest.importorskip("fastnn.kernels.cython_cpu")
 HAVE_WHEEL = __import__("importlib").util.find_spec("scipy_openblas32") is not None
@@ -18,7 +18,7 @@ REPORT = """
 import json, sys
 PRE
 import numpy as np
-from fastnn import _blas
+from fastnn.kernels import _blas
 from fastnn.kernels import cython_cpu as cy
 info = _blas.load()
 rng = np.random.default_rng(0)

@@ -5,7 +5,7 @@ Used by inference, ``MLP.loss`` and ``MLP.gradients``, and by the NumPy referenc
 
 import numpy as np
 
-from ._codes import IDENTITY
+from .codes import IDENTITY
 
 
 def forward_pass(K, X, params, acts, outs, logits):

@@ -24,7 +24,7 @@ def _load_seed_data():
     name = "fastnn_tests_seed_data"
     if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(
-            name, pathlib.Path(__file__).with_name("seed_data.py"))
+            name, pathlib.Path(__file__).parents[1] / "seed_data.py")
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)

@@ -18,6 +18,8 @@ import ctypes
 import os
 import threading
 
+from . import _threads
+
 _lock = threading.Lock()
 _info = None
 
@@ -128,10 +130,8 @@ def load():
             info = _load_scipy()
             info["fallback_reason"] = reason
         _info = info
-        from . import _threads
-
-        _threads.apply_blas_limit()
-        return _info
+    _threads.follow(set_num_threads)
+    return _info
 
 
 def loaded():

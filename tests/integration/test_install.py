@@ -161,7 +161,7 @@ def test_import_from_the_repository_root_names_the_problem():
     """Started in the repository root, Python finds the source folder fastnn/ first; without an
     editable install that folder has no fastnn.kernels, and the error must say so (not a bare
     ModuleNotFoundError from deep inside the package)."""
-    root = pathlib.Path(__file__).resolve().parents[1]
+    root = pathlib.Path(__file__).resolve().parents[2]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     out = subprocess.run([sys.executable, "-c", "import fastnn.kernels, fastnn"], cwd=root,
                          env=env, capture_output=True, text=True, timeout=120)

@@ -20,7 +20,7 @@ import textwrap
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 PYX = sorted((ROOT / "kernels").glob("*.pyx"))
 
 pytestmark = pytest.mark.skipif(

@@ -102,7 +102,7 @@ def test_forward_matches_reference_formulas(backend, rng):
     X = rng.normal(size=(6, 5)).astype(np.float32)
     A = X
     for layer in model.layers:
-        A = R.activate(A @ layer.W.T + layer.b, fastnn._codes.ACTIVATIONS[layer.activation])
+        A = R.activate(A @ layer.W.T + layer.b, fastnn.kernels.codes.ACTIVATIONS[layer.activation])
     np.testing.assert_allclose(model.forward(X), A, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(model.predict_proba(X).sum(1), 1, rtol=1e-6)
     np.testing.assert_array_equal(model.predict(X), A.argmax(1))

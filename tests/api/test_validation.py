@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fastnn import _validation as V
-from fastnn._codes import BCE, CROSS_ENTROPY, MSE
+from fastnn.kernels.codes import BCE, CROSS_ENTROPY, MSE
 import fastnn
 from fastnn._loop import Plan, State, _Orders, _plateau
 from fastnn.training import History

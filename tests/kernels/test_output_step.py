@@ -11,7 +11,7 @@ import pytest
 from helpers import CPU_BACKENDS
 
 from fastnn import _backend
-from fastnn import _codes as C
+from fastnn.kernels import codes as C
 
 
 def _want(Z, Y):

@@ -15,7 +15,7 @@ from helpers import COMPILED_BACKENDS, DTYPES
 
 import fastnn
 from fastnn import _backend
-from fastnn import _codes as C
+from fastnn.kernels import codes as C
 
 
 @pytest.fixture(autouse=True)

@@ -24,7 +24,7 @@ from fastnn import distributed
 from fastnn.optim import get_optimizer
 from fastnn.training import fit as serial_fit
 
-WORKER = Path(__file__).parent / "mpi_scripts" / "worker.py"
+WORKER = Path(__file__).resolve().parents[1] / "mpi_scripts" / "worker.py"
 TIMEOUT = 180  # seconds per launch: generous for a first Numba compile on a loaded machine
 # Only Open MPI reads these (MPICH ignores them): run as root, and more ranks than cores.
 OPEN_MPI_ENV = dict(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",

@@ -22,7 +22,7 @@ from fastnn._bench_machine import gemm_rates, sgemm_from_address
 from fastnn._bench_timing import measure
 
 TINY = "8x8-16-3"
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run_json(capsys, *extra):

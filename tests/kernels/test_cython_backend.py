@@ -11,7 +11,7 @@ import itertools
 import numpy as np
 import pytest
 
-from fastnn import _codes as C
+from fastnn.kernels import codes as C
 from fastnn.kernels import layout
 from fastnn.kernels import reference as ref
 
@@ -37,7 +37,7 @@ def build(request):
     """Select a build for the test (and give it fastnn's BLAS, as cython_cpu does for its own)."""
     import importlib
 
-    from fastnn import _blas
+    from fastnn.kernels import _blas
 
     name = "_cython_cpu" if request.param == "baseline" else "_cython_cpu_avx2"
     ext = importlib.import_module("fastnn.kernels." + name)

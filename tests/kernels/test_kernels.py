@@ -9,7 +9,7 @@ import pytest
 from helpers import COMPILED_BACKENDS, DTYPES, dense_targets, tol
 
 from fastnn import _backend
-from fastnn import _codes as C
+from fastnn.kernels import codes as C
 from fastnn.kernels import layout
 from fastnn.kernels import reference as R
 
