@@ -124,7 +124,7 @@ def extensions():
 
 
 setup(
-    packages=["fastnn", "fastnn.kernels"],
+    packages=["fastnn", "fastnn.bench", "fastnn.kernels"],
     package_dir={"fastnn": "fastnn", "fastnn.kernels": "kernels"},
     ext_modules=extensions(),
 )
