@@ -29,6 +29,9 @@ class ParamStore:
         The optimiser (``kernels.codes.OPT_*``) the state vectors belong to; None: no state.
     step : int
         Updates applied with that optimiser (Adam's bias-correction step).
+    trainer : fastnn._trainer.Trainer or None
+        The trainer bound to these arrays by the last training call (``_trainer.trainer_for``
+        keeps it here, so ``train_step`` builds nothing); never pickled.
     """
 
     def __init__(self, shapes, dtype):
@@ -43,6 +46,7 @@ class ParamStore:
         self.opt_code = None
         self.step = 0
         self._device = None
+        self.trainer = None
         self._weights = None  # flat views of each layer's W in theta, made on first use
 
     @property

@@ -84,7 +84,7 @@ class Trainer:
         while done > 0 and not self.finite(self.theta):
             failed, overflow = done, True  # this update overflowed the parameters
             done -= 1
-            self._restore()
+            self.restore()
             if done:
                 rows = done * bs
                 if order is None:
@@ -96,21 +96,25 @@ class Trainer:
                                 self.acts, self.loss, bs, self.code, self.hyper, self.s1,
                                 self.s2, t0, work)
         if done == 0 and not self.finite(self.theta):
-            self._restore()
+            self.restore()
         self.store.step = t0 + done
         self.store.trained()
         raise Diverged(failed, overflow)
 
-    def _restore(self):
+    def restore(self):
+        """Put back the snapshot taken at the start of the last block."""
         for keep, arr in self.saved:
             self.copy(arr, keep)
 
 
 def trainer_for(model, K, code, n_state):
-    """The model's cached Trainer for ``K`` and optimiser ``code`` (built when it changed)."""
-    got = model._trainer
+    """The model's Trainer for ``K`` and optimiser ``code``: the last one (kept in the store's
+    ``trainer``), while it still fits, so ``train_step`` and repeated ``fit`` calls build
+    nothing."""
+    store = model.store
+    got = store.trainer
     if got is None or not got.fits(model, K, code):
-        got = model._trainer = Trainer(model, K, code, n_state)
+        got = store.trainer = Trainer(model, K, code, n_state)
     return got
 
 
@@ -218,7 +222,7 @@ class ReducedEpoch:
             t.store.step += 1
             t.K.update(t.theta, g, t.s1, t.s2, t.shapes, t.code, t.hyper, t.store.step)
             if not t.finite(t.theta):
-                t._restore()
+                t.restore()
                 t.store.step = snap_t
                 r.diverged(False, where, "an update overflowed",
                            f"the model was restored to its parameters before step "

@@ -101,7 +101,6 @@ class MLP:
         self.layers = layers
         self.dtype = self.spec.dtype
         self._trainable = self.spec.untrainable_reason() is None
-        self._trainer = None  # the cached _trainer.Trainer of the last training call
         self._onehot = np.zeros((0, self.spec.n_out), dtype=self.dtype)  # train_step's targets
 
     @classmethod

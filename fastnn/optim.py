@@ -95,6 +95,18 @@ def make_schedule(name, power_t=0.5, factor=0.5, min_lr=None):
     return Schedule()
 
 
+def invscaling_lr(lr_init, power_t, samples_seen):
+    """Deprecated: the "invscaling" rate ``lr_init / (samples_seen + 1) ** power_t``.
+
+    Use ``InvScaling(power_t)``, the schedule that an optimiser carries.
+    """
+    import warnings
+
+    warnings.warn("fastnn.optim.invscaling_lr is deprecated; use the InvScaling schedule",
+                  DeprecationWarning, stacklevel=2)
+    return lr_init / (samples_seen + 1.0) ** power_t
+
+
 # Optimisers ----------------------------------------------------------------------------------
 class Optimizer:
     """Base class: ``code`` selects the fused update kernel, ``n_state`` its state vectors.

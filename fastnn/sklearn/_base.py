@@ -157,7 +157,7 @@ class _BaseMLP(BaseEstimator):
         if not (isinstance(bs, str) and bs == "auto"):
             bs = check_positive_int(bs, "batch_size")
         if self.backend is not None:
-            _backend._check(self.backend)
+            _backend.check_backend(self.backend)
         if self.dtype is None:
             dtype = None
         else:
