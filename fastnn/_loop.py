@@ -101,6 +101,7 @@ def run(model, body, opt, plan, state, history, hooks=(), orders=None, progress=
     store = model.store
     trainer = body.trainer
     hyper = trainer.hyper
+    trainer.step_lr = None  # hyper is the loop's now
     hyper[:] = opt.hyper()
     hyper[H_L2] = plan.l2
     half_l2 = 0.5 * plan.l2
@@ -115,7 +116,6 @@ def run(model, body, opt, plan, state, history, hooks=(), orders=None, progress=
             lr = hyper[H_LR] = schedule.epoch_rate(opt, state.samples_seen)
             total = body.epoch(None if orders is None else orders.take(epoch), epoch, progress)
             state.samples_seen += n
-            store.trained()
             loss = scale * total / n
             if half_l2:
                 loss += half_l2 * store.weight_norm2()
@@ -129,7 +129,6 @@ def run(model, body, opt, plan, state, history, hooks=(), orders=None, progress=
                 history.stop_reason = reason
                 break
     finally:
-        store.trained()
         if orders is not None:
             orders.settle()
         for hook in hooks:

@@ -29,6 +29,9 @@ class ParamStore:
         The optimiser (``kernels.codes.OPT_*``) the state vectors belong to; None: no state.
     step : int
         Updates applied with that optimiser (Adam's bias-correction step).
+    version : int
+        Counts the times the arrays ``arrays`` hands out were replaced (an optimiser of
+        another kind, a reset, a new device copy): what a kept Trainer checks.
     trainer : fastnn._trainer.Trainer or None
         The trainer bound to these arrays by the last training call (``_trainer.trainer_for``
         keeps it here, so ``train_step`` builds nothing); never pickled.
@@ -47,6 +50,7 @@ class ParamStore:
         self.step = 0
         self._device = None
         self.trainer = None
+        self.version = 0  # counts replacements of the arrays that ``arrays`` hands out
         self._weights = None  # flat views of each layer's W in theta, made on first use
 
     @property
@@ -107,12 +111,14 @@ class ParamStore:
         self.opt_code, self.step = code, 0
         self._s1 = np.zeros_like(self._theta) if n_state >= 1 else self._none
         self._s2 = np.zeros_like(self._theta) if n_state >= 2 else self._none
+        self.version += 1
 
     def reset_optimizer(self):
         """Forget the optimiser state (velocity, Adam moments and step count)."""
         self.sync()
         self.opt_code, self.step = None, 0
         self._s1 = self._s2 = self._none
+        self.version += 1
 
     def set_optimizer_state(self, code, step, s1, s2):
         """Install optimiser state read from a file: copies of ``s1``/``s2`` (empty or (P,))."""
@@ -120,6 +126,7 @@ class ParamStore:
         self.opt_code, self.step = code, int(step)
         self._s1 = np.array(s1, dtype=self.dtype) if np.size(s1) else self._none
         self._s2 = np.array(s2, dtype=self.dtype) if np.size(s2) else self._none
+        self.version += 1
 
     # the backend's memory ----------------------------------------------------------------
     def arrays(self, K):
@@ -135,6 +142,7 @@ class ParamStore:
         if dev is None or dev.K is not K:
             self.sync()
             dev = self._device = DeviceCopy(K, self._theta)
+            self.version += 1
         dev.push(self._theta)
         return dev.theta, dev.grad, dev.state(self._s1), dev.state(self._s2)
 

@@ -46,6 +46,8 @@ class Trainer:
         store.use_optimizer(code, n_state)
         self.K, self.store, self.code = K, store, code
         self.arrays = store.arrays(K)
+        self.version, self.device = store.version, K.ON_DEVICE
+        self.step_lr = None  # the rate train_step last wrote into hyper (None: someone else)
         self.theta, self.grad, self.s1, self.s2 = self.arrays
         self.shapes, self.acts, self.loss = spec.shapes, spec.acts, spec.loss
         self.hyper = np.zeros(N_HYPER)
@@ -54,28 +56,24 @@ class Trainer:
         self.saved = [(K.zeros(a.shape, a.dtype), a) for a in self.arrays[:1] + self.arrays[2:]
                       if a.size]
 
-    def fits(self, model, K, code):
-        """Whether this trainer still serves ``model`` on ``K`` with optimiser ``code``."""
-        if K is not self.K or code != self.code or model.store.opt_code != code:
-            return False
-        return all(a is b for a, b in zip(model.store.arrays(K), self.arrays))
-
-    def run(self, X, Y, sw, order, bs, work):
-        """Train every batch of ``X`` (or of ``order``); returns ``(loss_sum, batches)``.
+    def run(self, X, Y, sw, order, bs, work, steps):
+        """Train the ``steps`` batches of ``X`` (or of ``order``); returns ``(loss_sum, steps)``.
 
         Raises Diverged, with the model as it was after the last finite update.
         """
+        copy, theta = self.copy, self.theta
         for keep, arr in self.saved:
-            self.copy(keep, arr)
+            copy(keep, arr)
         store = self.store
         t0 = store.step
-        loss_sum, done = self.kernel(X, Y, sw, order, self.theta, self.grad, self.shapes,
-                                     self.acts, self.loss, bs, self.code, self.hyper, self.s1,
-                                     self.s2, t0, work)
-        rows = X.shape[0] if order is None else order.shape[0]
-        if done * bs < rows or not self.finite(self.theta):
+        loss_sum, done = self.kernel(X, Y, sw, order, theta, self.grad, self.shapes, self.acts,
+                                     self.loss, bs, self.code, self.hyper, self.s1, self.s2, t0,
+                                     work)
+        if done < steps or not self.finite(theta):
             self._recover(X, Y, sw, order, bs, work, t0, done)
         store.step = t0 + done
+        if self.device:
+            store.trained()
         return loss_sum, done
 
     def _recover(self, X, Y, sw, order, bs, work, t0, done):
@@ -98,7 +96,8 @@ class Trainer:
         if done == 0 and not self.finite(self.theta):
             self.restore()
         self.store.step = t0 + done
-        self.store.trained()
+        if self.device:
+            self.store.trained()
         raise Diverged(failed, overflow)
 
     def restore(self):
@@ -109,12 +108,15 @@ class Trainer:
 
 def trainer_for(model, K, code, n_state):
     """The model's Trainer for ``K`` and optimiser ``code``: the last one (kept in the store's
-    ``trainer``), while it still fits, so ``train_step`` and repeated ``fit`` calls build
-    nothing."""
+    ``trainer``) while its arrays are still the store's, so ``train_step`` and repeated ``fit``
+    calls build nothing."""
     store = model.store
     got = store.trainer
-    if got is None or not got.fits(model, K, code):
+    if (got is None or got.K is not K or got.code != code or store.opt_code != code
+            or got.version != store.version):
         got = store.trainer = Trainer(model, K, code, n_state)
+    elif got.device:
+        store.arrays(K)  # host edits since the last call go up first
     return got
 
 
@@ -128,7 +130,8 @@ class CompiledEpoch:
         self.trainer, self.X, self.Y, self.sw, self.bs = trainer, X, Y, sw, bs
         self.rows = n = X.shape[0]
         self.work = trainer.store.workspace(trainer.K, bs)
-        self.blocks = [(lo, min(lo + chunk, n)) for lo in range(0, n, chunk)]
+        self.blocks = [(lo, min(lo + chunk, n), -(-(min(lo + chunk, n) - lo) // bs))
+                       for lo in range(0, n, chunk)]
         self.n_batches = -(-n // bs)
 
     def epoch(self, order, epoch, bar):
@@ -136,20 +139,20 @@ class CompiledEpoch:
         run, X, Y, sw, bs, work = self.trainer.run, self.X, self.Y, self.sw, self.bs, self.work
         if len(self.blocks) == 1:
             try:
-                loss_sum, done = run(X, Y, sw, order, bs, work)
+                loss_sum, done = run(X, Y, sw, order, bs, work, self.n_batches)
             except Diverged as exc:
                 raise _diverged(epoch, exc.step) from None
             if bar is not None:
                 bar.update(done)
             return loss_sum
         total = 0.0
-        for lo, hi in self.blocks:
+        for lo, hi, steps in self.blocks:
             try:
                 if order is None:
                     loss_sum, done = run(X[lo:hi], Y[lo:hi], None if sw is None else sw[lo:hi],
-                                         None, bs, work)
+                                         None, bs, work, steps)
                 else:
-                    loss_sum, done = run(X, Y, sw, order[lo:hi], bs, work)
+                    loss_sum, done = run(X, Y, sw, order[lo:hi], bs, work, steps)
             except Diverged as exc:
                 raise _diverged(epoch, lo // bs + exc.step) from None
             total += loss_sum

@@ -12,7 +12,7 @@ from ._validation import (
     compiled_batch_check, targets,
 )
 from .kernels.codes import (
-    ACTIVATION_LOSS, ACTIVATION_NAMES, BCE, CROSS_ENTROPY, H_L2, H_LR, LOSS_ACTIVATION,
+    ACTIVATION_LOSS, ACTIVATION_NAMES, BCE, CROSS_ENTROPY, H_LR, LOSS_ACTIVATION,
     LOSS_NAMES, MSE, OPT_SGD, OUTPUT_ONLY, SIGMOID, SOFTMAX, activation_code, loss_code,
 )
 from .kernels.layout import work_views
@@ -292,21 +292,21 @@ class MLP:
         K = self._kernels()
         X, Y, n = self._step_batch(K, X, y)
         trainer = trainer_for(self, K, code, n_state)
-        hyper = trainer.hyper
         if opt is None:
-            hyper[H_LR] = lr
-            hyper[H_L2] = 0.0
+            if trainer.step_lr != lr:  # the hyper-parameters of plain SGD at rate lr
+                trainer.hyper[:] = 0.0
+                trainer.hyper[H_LR] = trainer.step_lr = lr
         else:
-            hyper[:] = opt.hyper()
+            trainer.hyper[:] = opt.hyper()
+            trainer.step_lr = None
         try:
-            loss_sum, _ = trainer.run(X, Y, None, None, n, self.store.workspace(K, n))
+            loss_sum, _ = trainer.run(X, Y, None, None, n, self.store.workspace(K, n), 1)
         except Diverged as exc:
             raise FloatingPointError(
                 "train_step: the update overflowed the parameters (try a smaller learning "
                 "rate); the model was not updated" if exc.overflow else
                 "train_step: the loss or gradient is not finite; the model was not updated"
             ) from None
-        self.store.trained()
         return loss_sum / n
 
     def _step_batch(self, K, X, y):
