@@ -13,6 +13,16 @@ from ._device import DeviceCopy
 from .kernels.layout import param_size, param_views, workspace_size
 
 
+def _synced(attr, doc):
+    """A property for the host array in ``attr``, brought up to date with a device copy."""
+
+    def get(self):
+        self.sync()
+        return getattr(self, attr)
+
+    return property(get, doc=doc)
+
+
 class ParamStore:
     """Flat parameter, gradient and optimiser-state vectors of one model.
 
@@ -59,29 +69,10 @@ class ParamStore:
         return self._theta.size
 
     # host arrays, up to date -------------------------------------------------------------
-    @property
-    def theta(self):
-        """The parameters, (P,) on the host."""
-        self.sync()
-        return self._theta
-
-    @property
-    def grad(self):
-        """The gradient of the last training step (or ``MLP.gradients``), (P,) on the host."""
-        self.sync()
-        return self._grad
-
-    @property
-    def s1(self):
-        """First optimiser-state vector (velocity, or Adam's m), or empty."""
-        self.sync()
-        return self._s1
-
-    @property
-    def s2(self):
-        """Second optimiser-state vector (Adam's v), or empty."""
-        self.sync()
-        return self._s2
+    theta = _synced("_theta", "The parameters, (P,) on the host.")
+    grad = _synced("_grad", "The gradient of the last training step, (P,) on the host.")
+    s1 = _synced("_s1", "First optimiser-state vector (velocity, or Adam's m), or empty.")
+    s2 = _synced("_s2", "Second optimiser-state vector (Adam's v), or empty.")
 
     def views(self, vec):
         """Per-layer ``(W, b)`` views into ``vec``, a vector in this store's layout."""

@@ -42,11 +42,7 @@ def load(path, *, extra=False):
     MLP, or (MLP, dict) with ``extra=True``
         The model predicts bit for bit as the saved one did (on the same backend).
 
-    Raises
-    ------
-    FileNotFoundError
-        If there is no file at ``path``.
-    ValueError
-        If the file is truncated, modified, from another program or from a newer fastnn.
+    FileNotFoundError when there is no file, ValueError for a truncated, modified or foreign
+    file, or one from a newer fastnn.
     """
     return MLP.load(path, extra=extra)

@@ -10,6 +10,19 @@ from ._validation import as_matrix, check_dtype, check_seed
 from .kernels.codes import ACTIVATION_NAMES, IDENTITY, SOFTMAX, STEP, activation_code
 
 
+def _view(attr, doc, settable=False):
+    """A property for the array in ``attr``, up to date with a device copy; with ``settable``,
+    assigning copies a checked array into it."""
+
+    def get(self):
+        return self._fresh(getattr(self, attr))
+
+    def put(self, value):
+        self._assign(get(self), value, attr.lstrip("_"))
+
+    return property(get, put if settable else None, doc=doc)
+
+
 class Dense:
     """A fully connected layer with weights ``W`` (out, in) and bias ``b`` (out,).
 
@@ -107,33 +120,10 @@ class Dense:
         """The activation's integer code (``fastnn.kernels.codes``)."""
         return self._act
 
-    @property
-    def W(self):
-        """Weights, shape (out_features, in_features)."""
-        return self._fresh(self._W)
-
-    @W.setter
-    def W(self, value):
-        self._assign(self.W, value, "W")
-
-    @property
-    def b(self):
-        """Bias, shape (out_features,)."""
-        return self._fresh(self._b)
-
-    @b.setter
-    def b(self, value):
-        self._assign(self.b, value, "b")
-
-    @property
-    def dW(self):
-        """Weight gradient from the last backward pass."""
-        return self._fresh(self._dW)
-
-    @property
-    def db(self):
-        """Bias gradient from the last backward pass."""
-        return self._fresh(self._db)
+    W = _view("_W", "Weights, shape (out_features, in_features).", settable=True)
+    b = _view("_b", "Bias, shape (out_features,).", settable=True)
+    dW = _view("_dW", "Weight gradient from the last backward pass.")
+    db = _view("_db", "Bias gradient from the last backward pass.")
 
     def _assign(self, dest, value, name):
         value = np.asarray(value)
