@@ -175,5 +175,8 @@ if __name__ == "__main__":  # as pip and ``python setup.py`` run it (the tests i
     setup(
         packages=["fastnn", "fastnn.kernels"],
         package_dir={"fastnn": "fastnn", "fastnn.kernels": "kernels"},
+        # the Cython sources in kernels/_cython/ are build inputs, shipped in the sdist by
+        # MANIFEST.in but not installed; the packages hold no data files
+        include_package_data=False,
         ext_modules=extensions(),
     )

@@ -86,26 +86,16 @@ cdef inline double _adam_step(double lr, double beta1, double beta2, double t) n
     return (lr * sqrt(1.0 - beta2 ** t) / (1.0 - beta1 ** t))
 
 
-cdef void _update_model(int opt, double *hyper, floating *theta, floating *grad, floating *s1,
-                        floating *s2, bint has_state, int64_t *shapes, Py_ssize_t L, double t,
-                        bint skip_w0) noexcept nogil:
-    """One step of optimiser ``opt`` over a whole model's flat vectors (the contract's update).
-
-    Layer by layer, W with L2 ``hyper[H_L2]`` and b without; s1/s2 follow theta's layout when
-    ``has_state``. ``skip_w0`` leaves the first layer's W alone (train_epoch folded its update
-    into a GEMM). Plain SGD without L2 is one pass over all of theta, with the same arithmetic.
-    """
+cdef void _update_layers(int opt, double *hyper, floating *theta, floating *grad, floating *s1,
+                         floating *s2, bint has_state, int64_t *shapes, Py_ssize_t L, double t,
+                         bint skip_w0) noexcept nogil:
+    """``_update_model`` layer by layer: W with L2, b without (skip_w0: all but layer 0's W)."""
     cdef floating lr = <floating>hyper[H_LR], mu = <floating>hyper[H_MOMENTUM]
     cdef floating b1 = <floating>hyper[H_BETA1], b2 = <floating>hyper[H_BETA2]
     cdef floating eps = <floating>hyper[H_EPS], l2 = <floating>hyper[H_L2], step = 0
     cdef Py_ssize_t l, w0 = 0, b0, end, s
     if opt == OPT_ADAM:
         step = <floating>_adam_step(hyper[H_LR], hyper[H_BETA1], hyper[H_BETA2], t)
-    if opt == OPT_SGD and l2 == 0 and not skip_w0:
-        for l in range(L):
-            w0 += shapes[2 * l] * shapes[2 * l + 1] + shapes[2 * l]
-        _update_all(opt, theta, grad, s1, s2, w0, lr, mu, step, b1, b2, eps, l2)
-        return
     for l in range(L):
         b0 = w0 + shapes[2 * l] * shapes[2 * l + 1]
         end = b0 + shapes[2 * l]
@@ -117,3 +107,26 @@ cdef void _update_model(int opt, double *hyper, floating *theta, floating *grad,
         _update_all(opt, theta + b0, grad + b0, s1 + s, s2 + s, end - b0, lr, mu, step, b1, b2,
                     eps, <floating>0)
         w0 = end
+
+
+cdef inline void _update_model(int opt, double *hyper, floating *theta, floating *grad,
+                               floating *s1, floating *s2, bint has_state, int64_t *shapes,
+                               Py_ssize_t L, double t, bint skip_w0) noexcept nogil:
+    """One step of optimiser ``opt`` over a whole model's flat vectors (the contract's update).
+
+    Layer by layer, W with L2 ``hyper[H_L2]`` and b without; s1/s2 follow theta's layout when
+    ``has_state``. ``skip_w0`` leaves the first layer's W alone (train_epoch folded its update
+    into a GEMM). Plain SGD without L2 is one pass over all of theta, the same arithmetic, inline
+    where it is too short to split over threads (train_samples takes a step in ~100 ns).
+    """
+    cdef floating lr = <floating>hyper[H_LR]
+    cdef Py_ssize_t l, size = 0
+    if opt == OPT_SGD and hyper[H_L2] == 0 and not skip_w0:
+        for l in range(L):
+            size += shapes[2 * l] * shapes[2 * l + 1] + shapes[2 * l]
+        if size < PAR_MIN or _nthreads == 1:
+            _sgd_range(theta, grad, 0, size, lr, <floating>0)
+        else:
+            _update_all(opt, theta, grad, s1, s2, size, lr, 0, 0, 0, 0, 0, 0)
+    else:
+        _update_layers(opt, hyper, theta, grad, s1, s2, has_state, shapes, L, t, skip_w0)
