@@ -173,7 +173,7 @@ def extensions():
 
 if __name__ == "__main__":  # as pip and ``python setup.py`` run it (the tests import it)
     setup(
-        packages=["fastnn", "fastnn.kernels"],
+        packages=["fastnn", "fastnn.bench", "fastnn.kernels"],
         package_dir={"fastnn": "fastnn", "fastnn.kernels": "kernels"},
         # the Cython sources in kernels/_cython/ are build inputs, shipped in the sdist by
         # MANIFEST.in but not installed; the packages hold no data files

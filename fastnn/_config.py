@@ -21,7 +21,7 @@ def config():
         "machine": platform.machine(),
         "backends_available": _backend.available_backends(),
         "backends_unavailable": {
-            name: _backend._why_unavailable(name)
+            name: _backend.why_unavailable(name)
             for name in _backend.MODULES
             if name not in _backend.available_backends()
         },

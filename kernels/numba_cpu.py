@@ -403,3 +403,34 @@ def train_epoch(X, Y, sw, order, theta, grad, shapes, acts, loss, batch_size, op
         loss_sum += value * n
         done += 1
     return loss_sum, done
+
+
+# --- placeholders until the contract branch lands (memory helpers and array checks) ----------
+ON_DEVICE = False
+
+
+def to_backend(x, dtype=None):
+    return np.ascontiguousarray(x, dtype=dtype)
+
+
+def to_host(x):
+    return np.asarray(x)
+
+
+def zeros(shape, dtype):
+    return np.zeros(shape, dtype)
+
+
+def all_finite(x):
+    return bool(_all_finite(x.reshape(-1)))
+
+
+def copy_into(dst, src):
+    dst[...] = src
+
+
+def update(theta, grad, s1, s2, shapes, opt, hyper, t):
+    from .reference import update_model
+    import sys
+
+    update_model(sys.modules[__name__], theta, grad, s1, s2, shapes, opt, hyper, t)

@@ -175,23 +175,25 @@ def _update_array(opt, hyper, p, g, s1, s2, t, l2):
 
 
 def update_model(K, theta, grad, s1, s2, shapes, opt, hyper, t):
-    """The contract's ``update`` written with backend ``K``'s element updates, layer by layer."""
-    tv, gv = param_views(theta, shapes), param_views(grad, shapes)
-    s1v = param_views(s1, shapes) if s1.size else None
-    s2v = param_views(s2, shapes) if s2.size else None
+    """The contract's ``update`` written with backend ``K``'s element updates, layer by layer
+    (weights with L2, biases without), on 1-D views of the flat vectors."""
     l2 = float(hyper[H_L2])
     lr = float(hyper[H_LR])
-    for l in range(len(tv)):
-        for j, pen in ((0, l2), (1, 0.0)):
-            p, g = tv[l][j], gv[l][j]
+    pos = 0
+    for o, i in shapes:
+        for size, pen in ((int(o) * int(i), l2), (int(o), 0.0)):
+            p, g = theta[pos:pos + size], grad[pos:pos + size]
+            m = s1[pos:pos + size] if s1.size else s1
+            v = s2[pos:pos + size] if s2.size else s2
             if opt == OPT_SGD:
                 K.sgd_update(p, g, lr, pen)
             elif opt == OPT_ADAM:
-                K.adam_update(p, g, s1v[l][j], s2v[l][j], lr, float(hyper[H_BETA1]),
-                              float(hyper[H_BETA2]), float(hyper[H_EPS]), t, pen)
+                K.adam_update(p, g, m, v, lr, float(hyper[H_BETA1]), float(hyper[H_BETA2]),
+                              float(hyper[H_EPS]), t, pen)
             else:
-                K.momentum_update(p, g, s1v[l][j], lr, float(hyper[H_MOMENTUM]), pen,
+                K.momentum_update(p, g, m, lr, float(hyper[H_MOMENTUM]), pen,
                                   opt == OPT_NESTEROV)
+            pos += size
 
 
 @_quiet

@@ -81,7 +81,7 @@ WORKLOAD = textwrap.dedent("""
                         calls += 1
                 layer = fastnn.Dense(sizes[0], 3, hidden, dtype=dtype, seed=0)
                 layer.backward(np.ones_like(layer.forward(X)))
-                assert np.isfinite(m._theta).all()
+                assert np.isfinite(m.store.theta).all()
     print("ok", calls)
 """)
 
