@@ -52,7 +52,7 @@ def config():
         if cython_cpu.OPENMP_SHARED_SPINNING:
             info["omp_wait_policy"] = ("active (libgomp was loaded by another library first; "
                                        "the OpenMP loops run on 1 thread)")
-        elif cython_cpu._SET_WAIT_POLICY:
+        elif cython_cpu.WAIT_POLICY_SET:
             info["omp_wait_policy"] = "passive (set by fastnn)"
         else:
             info["omp_wait_policy"] = ("OMP_WAIT_POLICY=" + os.environ.get("OMP_WAIT_POLICY", "")

@@ -64,15 +64,15 @@ def _libgomp_loaded():
 
 
 _USER_POLICY = os.environ.get("OMP_WAIT_POLICY", "").strip().lower()
-_SET_WAIT_POLICY = not _USER_POLICY and "GOMP_SPINCOUNT" not in os.environ
+WAIT_POLICY_SET = not _USER_POLICY and "GOMP_SPINCOUNT" not in os.environ  # fastnn chose PASSIVE
 # the OpenMP loops may use several threads only if their idle threads will sleep
 OPENMP_SHARED_SPINNING = _libgomp_loaded() and _USER_POLICY != "passive"
-if _SET_WAIT_POLICY:
+if WAIT_POLICY_SET:
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 try:
     ext = importlib.import_module(_MODULES[BUILD])
 finally:
-    if _SET_WAIT_POLICY:
+    if WAIT_POLICY_SET:
         del os.environ["OMP_WAIT_POLICY"]
 # the kernel contract: the extension's own functions, so a call pays no Python wrapper
 adam_update, backward, forward = ext.adam_update, ext.backward, ext.forward
