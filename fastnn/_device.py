@@ -20,16 +20,17 @@ class DeviceCopy:
         self.theta = K.to_backend(theta)
         self.grad = K.zeros(theta.size, theta.dtype)
         self.work = K.zeros(0, theta.dtype)
-        self._state = {}  # id(host state vector) -> (host vector, device copy)
+        self._slots = [None, None]  # (host vector, device copy) of the two optimiser states
         self.ahead = False  # the device holds newer values than the host arrays
-        self.exposed = False  # the host arrays were handed out since the last push
+        self.exposed = False  # the host arrays were handed out since the device last moved
 
-    def state(self, host):
-        """The device copy of a host optimiser-state vector (uploaded once per vector)."""
-        got = self._state.get(id(host))
-        if got is None or got[0] is not host:
-            got = self._state[id(host)] = (host, self.K.to_backend(host))
-        return got[1]
+    def states(self, s1, s2):
+        """Device copies of the host optimiser-state vectors (uploaded once per vector)."""
+        for i, host in enumerate((s1, s2)):
+            got = self._slots[i]
+            if got is None or got[0] is not host:
+                self._slots[i] = (host, self.K.to_backend(host))
+        return self._slots[0][1], self._slots[1][1]
 
     def workspace(self, size, dtype):
         if self.work.size < size:
@@ -41,21 +42,25 @@ class DeviceCopy:
         if self.exposed:
             K = self.K
             K.copy_into(self.theta, K.to_backend(theta))
-            for host, dev in self._state.values():
+            for host, dev in filter(None, self._slots):
                 if host.size:
                     K.copy_into(dev, K.to_backend(host))
             self.exposed = False
 
-    def pull(self, theta, grad, states):
+    def moved(self):
+        """The device has just trained: its values are the newer ones, and host values read
+        before (and pushed before the training) are out of date."""
+        self.ahead, self.exposed = True, False
+
+    def pull(self, theta, grad):
         """Copy newer device values into the host arrays; the host arrays are then exposed."""
         if self.ahead:
             to_host = self.K.to_host
             theta[...] = to_host(self.theta)
             grad[...] = to_host(self.grad)
-            for host in states:
-                got = self._state.get(id(host))
-                if host.size and got is not None and got[0] is host:
-                    host[...] = to_host(got[1])
+            for host, dev in filter(None, self._slots):
+                if host.size:
+                    host[...] = to_host(dev)
             self.ahead = False
         self.exposed = True
 

@@ -194,6 +194,12 @@ def read(path):
         code = int(_scalar(arrays, "opt_code", "iu", path))
         if code not in (OPT_SGD, OPT_MOMENTUM, OPT_NESTEROV, OPT_ADAM):
             raise _bad(path, f"unknown optimiser code {code}")
+        n_state = {OPT_SGD: 0, OPT_MOMENTUM: 1, OPT_NESTEROV: 1, OPT_ADAM: 2}[code]
+        if (s1.size > 0) != (n_state >= 1) or (s2.size > 0) != (n_state >= 2):
+            raise _bad(path, f"optimiser code {code} keeps {n_state} state vectors, the file "
+                             f"holds {int(s1.size > 0) + int(s2.size > 0)}")
+        if not (np.isfinite(s1).all() and np.isfinite(s2).all()):
+            raise _bad(path, "the optimiser state contains NaN or infinity")
         opt = (code, int(_scalar(arrays, "opt_t", "iu", path)), s1, s2)
     return {"sizes": [int(v) for v in sizes], "activations": acts.tolist(), "loss": loss,
             "dtype": dtype, "theta": theta, "opt": opt,

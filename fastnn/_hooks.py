@@ -1,7 +1,8 @@
 """The epoch loop's built-in hooks: metrics, plateau rules, the History, callbacks, progress.
 
-A hook has any of ``begin(model)``, ``epoch_end(epoch, logs)`` (returns a stop reason or None),
-``close()`` (always, when the loop ends) and ``end(history)`` (when it ends without an error).
+A hook has any of ``begin(model)``, ``epoch_start(epoch)``, ``epoch_end(epoch, logs)`` (returns
+a stop reason or None), ``close()`` (always, when the loop ends) and ``end(history)`` (when it
+ends without an error).
 The loop calls them in list order, so each sees what the ones before it added to ``logs``.
 """
 
@@ -17,6 +18,9 @@ class Hook:
     """Base class: every method does nothing."""
 
     def begin(self, model):
+        pass
+
+    def epoch_start(self, epoch):
         pass
 
     def epoch_end(self, epoch, logs):

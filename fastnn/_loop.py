@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .kernels.codes import H_L2, H_LR
+from .kernels.codes import H_L2
 
 
 @dataclass
@@ -100,10 +100,9 @@ def run(model, body, opt, plan, state, history, hooks=(), orders=None, progress=
     """
     store = model.store
     trainer = body.trainer
-    hyper = trainer.hyper
-    trainer.step_lr = None  # hyper is the loop's now
-    hyper[:] = opt.hyper()
+    hyper = opt.hyper()
     hyper[H_L2] = plan.l2
+    trainer.set_hyper(hyper)
     half_l2 = 0.5 * plan.l2
     n, scale, schedule = body.rows, plan.loss_scale, opt.schedule
     if progress is not None:
@@ -113,7 +112,10 @@ def run(model, body, opt, plan, state, history, hooks=(), orders=None, progress=
     try:
         for _ in range(plan.epochs):
             epoch = history.epochs + 1
-            lr = hyper[H_LR] = schedule.epoch_rate(opt, state.samples_seen)
+            for hook in hooks:
+                hook.epoch_start(epoch)
+            lr = schedule.epoch_rate(opt, state.samples_seen)
+            trainer.set_rate(lr)
             total = body.epoch(None if orders is None else orders.take(epoch), epoch, progress)
             state.samples_seen += n
             loss = scale * total / n
@@ -129,6 +131,7 @@ def run(model, body, opt, plan, state, history, hooks=(), orders=None, progress=
                 history.stop_reason = reason
                 break
     finally:
+        trainer.release()
         if orders is not None:
             orders.settle()
         for hook in hooks:

@@ -10,7 +10,10 @@ device copy is the newer one, and the host arrays are refreshed when they are re
 import numpy as np
 
 from ._device import DeviceCopy
+from .kernels.codes import OPT_ADAM, OPT_MOMENTUM, OPT_NESTEROV, OPT_SGD
 from .kernels.layout import param_size, param_views, workspace_size
+
+_N_STATE = {OPT_SGD: 0, OPT_MOMENTUM: 1, OPT_NESTEROV: 1, OPT_ADAM: 2}  # state vectors per kind
 
 
 def _synced(attr, doc):
@@ -42,9 +45,9 @@ class ParamStore:
     version : int
         Counts the times the arrays ``arrays`` hands out were replaced (an optimiser of
         another kind, a reset, a new device copy): what a kept Trainer checks.
-    trainer : fastnn._trainer.Trainer or None
-        The trainer bound to these arrays by the last training call (``_trainer.trainer_for``
-        keeps it here, so ``train_step`` builds nothing); never pickled.
+    trainers : dict
+        The trainers bound to these arrays by the last training calls (``_trainer.trainer_for``
+        keeps them here, so ``train_step`` builds nothing); never pickled.
     """
 
     def __init__(self, shapes, dtype):
@@ -59,7 +62,7 @@ class ParamStore:
         self.opt_code = None
         self.step = 0
         self._device = None
-        self.trainer = None
+        self.trainers = {}
         self.version = 0  # counts replacements of the arrays that ``arrays`` hands out
         self._weights = None  # flat views of each layer's W in theta, made on first use
 
@@ -112,7 +115,14 @@ class ParamStore:
         self.version += 1
 
     def set_optimizer_state(self, code, step, s1, s2):
-        """Install optimiser state read from a file: copies of ``s1``/``s2`` (empty or (P,))."""
+        """Install optimiser state read from a file: copies of ``s1``/``s2`` (empty or (P,)),
+        as many as optimiser ``code`` keeps (ValueError otherwise)."""
+        n_state = _N_STATE.get(code)
+        sizes = (np.size(s1), np.size(s2))
+        want = tuple(self.size if n_state is not None and n_state > i else 0 for i in range(2))
+        if n_state is None or sizes != want:
+            raise ValueError(f"optimiser state of sizes {sizes} does not fit optimiser code "
+                             f"{code!r} and {self.size} parameters")
         self.sync()
         self.opt_code, self.step = code, int(step)
         self._s1 = np.array(s1, dtype=self.dtype) if np.size(s1) else self._none
@@ -134,8 +144,9 @@ class ParamStore:
             self.sync()
             dev = self._device = DeviceCopy(K, self._theta)
             self.version += 1
+        s1, s2 = dev.states(self._s1, self._s2)
         dev.push(self._theta)
-        return dev.theta, dev.grad, dev.state(self._s1), dev.state(self._s2)
+        return dev.theta, dev.grad, s1, s2
 
     def workspace(self, K, batch):
         """Scratch for ``train_epoch`` with batches of up to ``batch`` rows, in ``K``'s memory."""
@@ -154,13 +165,13 @@ class ParamStore:
     def trained(self):
         """Record that a device backend has just updated its copies (they are now newer)."""
         if self._device is not None:
-            self._device.ahead = True
+            self._device.moved()
 
     def sync(self):
         """Bring the host arrays up to date with the device copies, if those are newer."""
         dev = self._device
         if dev is not None:
-            dev.pull(self._theta, self._grad, (self._s1, self._s2))
+            dev.pull(self._theta, self._grad)
 
     # pickling: parameters and optimiser state only ----------------------------------------
     def __getstate__(self):

@@ -21,12 +21,16 @@ class ModelSpec:
         Loss code, or None for a model whose output has no paired loss (inference only).
     dtype : numpy.dtype
         float32 or float64.
+    n_in, n_out : int
+        Input and output widths.
     """
 
     shapes: np.ndarray
     acts: np.ndarray
     loss: object
     dtype: np.dtype
+    n_in: int   # input width
+    n_out: int  # output width
 
     @classmethod
     def of(cls, dims, acts, loss, dtype):
@@ -35,17 +39,7 @@ class ModelSpec:
         shapes.flags.writeable = False
         codes = np.array(acts, np.int64)
         codes.flags.writeable = False
-        return cls(shapes, codes, loss, np.dtype(dtype))
-
-    @property
-    def n_in(self):
-        """Input width."""
-        return int(self.shapes[0, 1])
-
-    @property
-    def n_out(self):
-        """Output width."""
-        return int(self.shapes[-1, 0])
+        return cls(shapes, codes, loss, np.dtype(dtype), int(shapes[0, 1]), int(shapes[-1, 0]))
 
     @property
     def sizes(self):

@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from .kernels.codes import N_HYPER
+from .kernels.codes import H_LR, N_HYPER
 from .kernels.layout import work_views
 from .kernels.passes import batch_gradients
 
@@ -37,41 +37,74 @@ class Diverged(Exception):
 class Trainer:
     """A model's store bound to kernel module ``K`` and optimiser kind ``code``.
 
-    Building one gives the store its optimiser state for ``code`` (kept while the kind stays).
-    ``hyper`` is the float64 vector the kernels read; the caller fills it.
+    Building one gives the store its optimiser state for ``code`` (kept while the kind stays),
+    unless ``stateless``: plain SGD's ``train_step`` needs no state, and leaves the store's
+    optimiser state and step count as they are (they belong to the last stateful optimiser).
     """
 
-    def __init__(self, model, K, code, n_state):
+    def __init__(self, model, K, code, n_state, stateless=False):
         store, spec = model.store, model.spec
-        store.use_optimizer(code, n_state)
-        self.K, self.store, self.code = K, store, code
-        self.arrays = store.arrays(K)
+        if not stateless:
+            store.use_optimizer(code, n_state)
+        self.K, self.store, self.code, self.stateless = K, store, code, stateless
+        arrays = store.arrays(K)
+        if stateless:
+            none = K.zeros(0, spec.dtype)
+            arrays = (arrays[0], arrays[1], none, none)
+        self.arrays = arrays
         self.version, self.device = store.version, K.ON_DEVICE
-        self.step_lr = None  # the rate train_step last wrote into hyper (None: someone else)
-        self.theta, self.grad, self.s1, self.s2 = self.arrays
+        self.theta, self.grad, self.s1, self.s2 = arrays
         self.shapes, self.acts, self.loss = spec.shapes, spec.acts, spec.loss
         self.hyper = np.zeros(N_HYPER)
+        self._rate = None  # the rate set_sgd_rate last wrote (None: the hyper vector was set)
         self.kernel, self.finite, self.copy = K.train_epoch, K.all_finite, K.copy_into
-        # copies to fall back on (empty optimiser state needs none)
-        self.saved = [(K.zeros(a.shape, a.dtype), a) for a in self.arrays[:1] + self.arrays[2:]
-                      if a.size]
+        self.saved = None  # copies to fall back on, made on first use (``release`` drops them)
+
+    def fits(self, K, code):
+        """Whether this trainer still serves its store on ``K`` with optimiser ``code``."""
+        store = self.store
+        return (K is self.K and code == self.code and store.version == self.version
+                and (self.stateless or store.opt_code == code))
+
+    # the hyper-parameters the kernels read: this trainer's, set through these three
+    def set_hyper(self, hyper):
+        """Use the float64 hyper-parameter vector ``hyper`` (``kernels.codes.H_*``)."""
+        self.hyper[:] = hyper
+        self._rate = None
+
+    def set_rate(self, lr):
+        """Change only the learning rate (the schedule's rate for the next epoch)."""
+        self.hyper[H_LR] = lr
+        self._rate = None
+
+    def set_sgd_rate(self, lr):
+        """Plain SGD at rate ``lr``, no L2 (``train_step``): written only when it changes."""
+        if self._rate != lr:
+            self.hyper[:] = 0.0
+            self.hyper[H_LR] = self._rate = lr
 
     def run(self, X, Y, sw, order, bs, work, steps):
         """Train the ``steps`` batches of ``X`` (or of ``order``); returns ``(loss_sum, steps)``.
 
         Raises Diverged, with the model as it was after the last finite update.
         """
-        copy, theta = self.copy, self.theta
-        for keep, arr in self.saved:
-            copy(keep, arr)
         store = self.store
-        t0 = store.step
+        if self.device:
+            store.arrays(self.K)  # host edits since the device last trained go up first
+        saved, copy, theta = self.saved, self.copy, self.theta
+        if saved is None:
+            saved = self.saved = [(self.K.zeros(a.shape, a.dtype), a)
+                                  for a in (theta, self.s1, self.s2) if a.size]
+        for keep, arr in saved:
+            copy(keep, arr)
+        t0 = 0 if self.stateless else store.step
         loss_sum, done = self.kernel(X, Y, sw, order, theta, self.grad, self.shapes, self.acts,
                                      self.loss, bs, self.code, self.hyper, self.s1, self.s2, t0,
                                      work)
         if done < steps or not self.finite(theta):
             self._recover(X, Y, sw, order, bs, work, t0, done)
-        store.step = t0 + done
+        if not self.stateless:
+            store.step = t0 + done
         if self.device:
             store.trained()
         return loss_sum, done
@@ -95,28 +128,38 @@ class Trainer:
                                 self.s2, t0, work)
         if done == 0 and not self.finite(self.theta):
             self.restore()
-        self.store.step = t0 + done
+        if not self.stateless:
+            self.store.step = t0 + done
         if self.device:
             self.store.trained()
         raise Diverged(failed, overflow)
 
+    def snapshot(self):
+        """Copy the parameters and optimiser state aside (what ``restore`` puts back)."""
+        if self.saved is None:
+            self.saved = [(self.K.zeros(a.shape, a.dtype), a)
+                          for a in (self.theta, self.s1, self.s2) if a.size]
+        for keep, arr in self.saved:
+            self.copy(keep, arr)
+
     def restore(self):
-        """Put back the snapshot taken at the start of the last block."""
+        """Put back the last snapshot."""
         for keep, arr in self.saved:
             self.copy(arr, keep)
 
+    def release(self):
+        """Drop the snapshot copies (a finished ``fit`` keeps no second copy of the model)."""
+        self.saved = None
 
-def trainer_for(model, K, code, n_state):
-    """The model's Trainer for ``K`` and optimiser ``code``: the last one (kept in the store's
-    ``trainer``) while its arrays are still the store's, so ``train_step`` and repeated ``fit``
-    calls build nothing."""
-    store = model.store
-    got = store.trainer
-    if (got is None or got.K is not K or got.code != code or store.opt_code != code
-            or got.version != store.version):
-        got = store.trainer = Trainer(model, K, code, n_state)
-    elif got.device:
-        store.arrays(K)  # host edits since the last call go up first
+
+def trainer_for(model, K, code, n_state, stateless=False):
+    """The model's Trainer for ``K`` and optimiser ``code``: the last one of its kind (kept in
+    the store's ``trainers``) while its arrays are still the store's, so ``train_step`` and
+    repeated ``fit`` calls build nothing."""
+    trainers = model.store.trainers
+    got = trainers.get(stateless)
+    if got is None or not got.fits(K, code):
+        got = trainers[stateless] = Trainer(model, K, code, n_state, stateless)
     return got
 
 
@@ -201,8 +244,7 @@ class ReducedEpoch:
         for step in range(self.n_batches):
             if step % chunk == 0:
                 snap_step, snap_t = step, t.store.step
-                for keep, arr in t.saved:
-                    t.copy(keep, arr)
+                t.snapshot()
             lo, hi = min(step * self.bs, n), min((step + 1) * self.bs, n)
             failed = None
             try:

@@ -104,19 +104,20 @@ class _MpiReducer:
 
 
 class _Timing(_hooks.Hook):
-    """``history.seconds`` (each epoch's wall time) and ``history.comm_seconds`` (its time in
-    the allreduce)."""
+    """``history.seconds`` (each epoch's wall time, checkpoint aside) and
+    ``history.comm_seconds`` (its time in the allreduce)."""
 
     def __init__(self, history, body):
         self.history, self.body = history, body
         history.seconds, history.comm_seconds = [], []
+        self.start = None
+
+    def epoch_start(self, epoch):
         self.start = time.perf_counter()
 
     def epoch_end(self, epoch, logs):
-        now = time.perf_counter()
-        self.history.seconds.append(now - self.start)
+        self.history.seconds.append(time.perf_counter() - self.start)
         self.history.comm_seconds.append(self.body.comm_seconds)
-        self.start = now
         return None
 
 

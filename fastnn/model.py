@@ -12,7 +12,7 @@ from ._validation import (
     compiled_batch_check, targets,
 )
 from .kernels.codes import (
-    ACTIVATION_LOSS, ACTIVATION_NAMES, BCE, CROSS_ENTROPY, H_LR, LOSS_ACTIVATION,
+    ACTIVATION_LOSS, ACTIVATION_NAMES, BCE, CROSS_ENTROPY, LOSS_ACTIVATION,
     LOSS_NAMES, MSE, OPT_SGD, OUTPUT_ONLY, SIGMOID, SOFTMAX, activation_code, loss_code,
 )
 from .kernels.layout import work_views
@@ -280,25 +280,30 @@ class MLP:
         """
         if type(optimizer) is str and optimizer == "sgd":  # the common case, kept lean
             if type(lr) is not float or not 0.0 < lr < _INF:
-                lr = check_positive_float(None if lr is _REQUIRED else lr, "lr")
-            opt, code, n_state = None, OPT_SGD, 0
+                if lr is _REQUIRED:
+                    raise ValueError("train_step needs lr, the learning rate of plain SGD (or "
+                                     "an Optimizer instance as optimizer)")
+                lr = check_positive_float(lr, "lr")
+            opt = None
+        elif isinstance(optimizer, Optimizer):
+            if lr is not _REQUIRED:
+                raise ValueError(f"train_step got lr={lr!r} and an optimizer instance, which "
+                                 f"steps at its own rate ({optimizer.learning_rate!r}): pass one")
+            opt = optimizer
         else:
-            if lr is _REQUIRED and not isinstance(optimizer, Optimizer):
+            if lr is _REQUIRED:
                 raise ValueError(f"train_step needs lr with a named optimizer ({optimizer!r})")
-            opt = optimizer if lr is _REQUIRED else get_optimizer(optimizer, lr)
-            code, n_state = opt.code, opt.n_state
+            opt = get_optimizer(optimizer, lr)
         if not self._trainable:
             check_trainable(self.spec)
         K = self._kernels()
         X, Y, n = self._step_batch(K, X, y)
-        trainer = trainer_for(self, K, code, n_state)
-        if opt is None:
-            if trainer.step_lr != lr:  # the hyper-parameters of plain SGD at rate lr
-                trainer.hyper[:] = 0.0
-                trainer.hyper[H_LR] = trainer.step_lr = lr
+        if opt is None or opt.n_state == 0:  # plain SGD: no state, the store's is left alone
+            trainer = trainer_for(self, K, OPT_SGD, 0, stateless=True)
+            trainer.set_sgd_rate(lr if opt is None else opt.learning_rate)
         else:
-            trainer.hyper[:] = opt.hyper()
-            trainer.step_lr = None
+            trainer = trainer_for(self, K, opt.code, opt.n_state)
+            trainer.set_hyper(opt.hyper())
         try:
             loss_sum, _ = trainer.run(X, Y, None, None, n, self.store.workspace(K, n), 1)
         except Diverged as exc:
@@ -376,6 +381,8 @@ class MLP:
                 "store": self.store, "backend": self.backend}
 
     def __setstate__(self, state):
+        if "store" not in state:  # pickled by fastnn 0.1.0, before the store
+            state = _state_of_0_1(state)
         store = state["store"]
         layers = [Dense.from_weights(np.array(W), np.array(b), a) for (W, b), a in
                   zip(store.views(store.theta), state["activations"])]
@@ -384,3 +391,15 @@ class MLP:
             self.store.set_optimizer_state(store.opt_code, store.step, store.s1, store.s2)
         if state["backend"] is not None:
             self.backend = state["backend"]
+
+
+def _state_of_0_1(old):
+    """``MLP.__getstate__``'s dict from a pickle of fastnn 0.1.0 (flat ``_theta``, ``_opt_*``)."""
+    specs, theta = old["layers"], np.asarray(old["_theta"])
+    store = ParamStore(np.array([(o, i) for i, o, _ in specs], np.int64), theta.dtype)
+    store.theta[...] = theta
+    if old.get("_opt_code") is not None:
+        store.set_optimizer_state(old["_opt_code"], old["_opt_t"], old["_s1"], old["_s2"])
+    loss = old.get("_loss")
+    return {"activations": [a for _, _, a in specs], "store": store,
+            "loss": None if loss is None else LOSS_NAMES[loss], "backend": old.get("backend")}

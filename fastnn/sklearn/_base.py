@@ -295,7 +295,8 @@ class _BaseMLP(BaseEstimator):
             if not incremental:
                 model.reset_optimizer()
         else:  # partial_fit goes on at the rate the last call left
-            opt.learning_rate = self._optimizer.learning_rate
+            prev = getattr(self, "_optimizer", None)  # None when pickled by fastnn 0.1.0
+            opt.learning_rate = prev.learning_rate if prev is not None else self._state.lr
         self._optimizer = opt
         history = training.train(
             model, _backend.kernels(model.backend), X, Y, sw, opt,

@@ -137,6 +137,11 @@ def _resigned(src, dst, change):
      "unknown activations"),
     (lambda k, a: np.array("mse") if k == "loss" else a, "does not fit the output"),
     (lambda k, a: np.array("int8") if k == "dtype" else a, "dtype"),
+    # Adam's state vectors emptied: the compiled update would read past them
+    (lambda k, a: a[:0] if k in ("opt_s1", "opt_s2") else a, "keeps 2 state vectors"),
+    (lambda k, a: np.zeros(0, a.dtype) if k == "opt_s2" else a, "keeps 2 state vectors"),
+    (lambda k, a: np.array(1) if k == "opt_code" else a, "keeps 1 state vectors"),
+    (lambda k, a: np.full_like(a, np.inf) if k == "opt_s2" else a, "state contains NaN"),
 ])
 def test_consistent_but_invalid_contents_are_refused(rng, tmp_path, change, message):
     model, _, _ = _trained(rng)
@@ -149,3 +154,18 @@ def test_consistent_but_invalid_contents_are_refused(rng, tmp_path, change, mess
 def test_a_directory_is_refused(tmp_path):
     with pytest.raises(ValueError, match="directory"):
         fastnn.load(tmp_path)
+
+
+def test_a_pickle_of_fastnn_0_1_still_loads(rng):
+    """0.1.0 pickled the model's flat ``_theta`` and ``_opt_*`` fields; they still unpickle."""
+    model, X, _ = _trained(rng)
+    store = model.store
+    old = {"layers": [(l.in_features, l.out_features, l.activation) for l in model.layers],
+           "_loss": model.spec.loss, "dtype": model.dtype, "_theta": store.theta.copy(),
+           "_opt_code": store.opt_code, "_opt_t": store.step, "_s1": store.s1.copy(),
+           "_s2": store.s2.copy(), "_shapes": model.spec.shapes.copy()}
+    got = fastnn.MLP.__new__(fastnn.MLP)
+    got.__setstate__(old)
+    np.testing.assert_array_equal(got.predict_proba(X), model.predict_proba(X))
+    assert (got.store.opt_code, got.store.step) == (store.opt_code, store.step)
+    np.testing.assert_array_equal(got.store.s2, store.s2)

@@ -29,7 +29,8 @@ def test_train_steps_equal_full_batch_fit(backend, rng, optimizer):
     np.testing.assert_allclose(losses, h.loss, rtol=1e-12)
     np.testing.assert_allclose(stepped.store.theta, fitted.store.theta, rtol=1e-12,
                                atol=1e-15)
-    assert stepped.store.step == fitted.store.step == 4
+    if optimizer != "sgd":  # plain SGD's train_step keeps no state, and counts no steps
+        assert stepped.store.step == fitted.store.step == 4
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
@@ -55,15 +56,24 @@ def test_an_optimizer_instance_steps_at_its_own_rate_and_state_carries_on(rng):
           progress=False)
     np.testing.assert_allclose(a.store.theta, b.store.theta, rtol=1e-12, atol=1e-15)
     assert a.store.step == 3 and a.store.opt_code == adam.code
-    a.train_step(X, y, 0.1)  # another kind: its state starts afresh
-    assert a.store.step == 1 and a.store.s1.size == 0
+    moments = a.store.s1.copy(), a.store.s2.copy()
+    a.train_step(X, y, 0.1)  # plain SGD needs no state, and leaves Adam's alone
+    assert a.store.step == 3 and a.store.opt_code == adam.code
+    np.testing.assert_array_equal(a.store.s1, moments[0])
+    np.testing.assert_array_equal(a.store.s2, moments[1])
+    a.train_step(X, y, 0.1, optimizer="momentum")  # another kind with state starts afresh
+    assert a.store.step == 1 and a.store.s2.size == 0 and a.store.s1.size == a.n_params
 
 
-def test_a_named_optimizer_needs_lr(rng):
+def test_a_named_optimizer_needs_lr_and_an_instance_refuses_one(rng):
     X, y = _data(rng)
     m = _model()
     with pytest.raises(ValueError, match="lr"):
         m.train_step(X, y, optimizer="adam")
+    with pytest.raises(ValueError, match="needs lr"):
+        m.train_step(X, y)
+    with pytest.raises(ValueError, match="pass one"):
+        m.train_step(X, y, 0.5, optimizer=fastnn.SGD(0.001))
     with pytest.raises(ValueError, match="unknown optimizer"):
         m.train_step(X, y, 0.1, optimizer="rmsprop")
     assert m.store.opt_code is None
