@@ -1,7 +1,7 @@
 """Per-sample SGD for the Numba CPU backend: ``train_epoch`` at batch size 1, in one function.
 
 At one sample a step of a small network costs under 100 ns, so the whole epoch (forward, fused
-output step, backward, update) runs in ``_sample_epoch`` on flat offsets, with no call per sample.
+output step, backward, update) runs in ``_train_samples`` on flat offsets, with no call per sample.
 """
 
 import math
@@ -11,7 +11,7 @@ import numpy as np
 from .codes import BCE, CROSS_ENTROPY, H_L2, H_LR, OPT_SGD
 from ._jit import jit
 from ._numba_math import _act1, _deriv, _log1p_unit, _sum_log1p
-from ._numba_update import _update_range
+from ._numba_update import _update_layers
 
 
 @jit
@@ -35,7 +35,8 @@ def _sample_plan(shapes, p_off, a_off, d_off0, d_off1):
 
 
 @jit
-def _sample_epoch(X, Y, sw, order, theta, grad, plan, acts, loss, opt, hyper, s1, s2, t0, work):
+def _train_samples(X, Y, sw, order, theta, grad, shapes, plan, acts, loss, opt, hyper, s1, s2, t0,
+                   work):
     """``train_epoch`` for batch size 1: forward, output step, backward and update per sample.
 
     Everything runs in this one function on flat uint64 offsets from ``_sample_plan``: a step
@@ -150,13 +151,7 @@ def _sample_epoch(X, Y, sw, order, theta, grad, plan, acts, loss, opt, hyper, s1
             for i in range(P):
                 theta[i] -= lr * grad[i]
         else:
-            t = t0 + done + 1
-            for l in range(L):
-                w0 = np.int64(plan[l, 2])
-                b0 = np.int64(plan[l, 3])
-                _update_range(opt, hyper, theta, grad, s1, s2, w0, b0, t, l2)  # weights
-                _update_range(opt, hyper, theta, grad, s1, s2, b0, b0 + np.int64(plan[l, 0]), t,
-                              0.0)  # biases
+            _update_layers(opt, hyper, theta, grad, s1, s2, shapes, 0, t0 + done + 1, l2)
         loss_sum += value
         ne = ne_new
         done += 1

@@ -15,6 +15,7 @@ from .codes import (
     BCE, CROSS_ENTROPY, H_BETA1, H_BETA2, H_EPS, H_L2, H_LR, H_MOMENTUM, IDENTITY, MSE, OPT_ADAM,
     OPT_MOMENTUM, OPT_NESTEROV, OPT_SGD, RELU, SIGMOID, SOFTMAX, SOFTPLUS, STEP, TANH,
 )
+from ._host import ON_DEVICE, to_backend, to_host, zeros  # noqa: F401 (the memory helpers)
 from .passes import batch_gradients
 from .layout import param_views, work_views
 
@@ -212,21 +213,6 @@ def all_finite(x):
 
 def copy_into(dst, src):
     np.copyto(dst, src)
-
-
-ON_DEVICE = False
-
-
-def to_backend(x, dtype=None):
-    return np.ascontiguousarray(x, dtype=dtype)
-
-
-def to_host(x):
-    return np.asarray(x)
-
-
-def zeros(shape, dtype):
-    return np.zeros(shape, dtype)
 
 
 _SELF = sys.modules[__name__]
