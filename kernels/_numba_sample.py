@@ -11,7 +11,7 @@ import numpy as np
 from .codes import BCE, CROSS_ENTROPY, H_L2, H_LR, OPT_SGD
 from ._jit import jit
 from ._numba_math import _act1, _deriv, _log1p_unit, _sum_log1p
-from ._numba_update import _update_layers
+from ._numba_update import _update_range
 
 
 @jit
@@ -35,8 +35,7 @@ def _sample_plan(shapes, p_off, a_off, d_off0, d_off1):
 
 
 @jit
-def _train_samples(X, Y, sw, order, theta, grad, shapes, plan, acts, loss, opt, hyper, s1, s2, t0,
-                   work):
+def _train_samples(X, Y, sw, order, theta, grad, plan, acts, loss, opt, hyper, s1, s2, t0, work):
     """``train_epoch`` for batch size 1: forward, output step, backward and update per sample.
 
     Everything runs in this one function on flat uint64 offsets from ``_sample_plan``: a step
@@ -151,7 +150,13 @@ def _train_samples(X, Y, sw, order, theta, grad, shapes, plan, acts, loss, opt, 
             for i in range(P):
                 theta[i] -= lr * grad[i]
         else:
-            _update_layers(opt, hyper, theta, grad, s1, s2, shapes, 0, t0 + done + 1, l2)
+            t = t0 + done + 1
+            for l in range(L):
+                w0 = np.int64(plan[l, 2])
+                b0 = np.int64(plan[l, 3])
+                _update_range(opt, hyper, theta, grad, s1, s2, w0, b0, t, l2)  # weights
+                _update_range(opt, hyper, theta, grad, s1, s2, b0, b0 + np.int64(plan[l, 0]), t,
+                              0.0)  # biases
         loss_sum += value
         ne = ne_new
         done += 1

@@ -61,15 +61,15 @@ def _update_range(opt, hyper, theta, grad, s1, s2, lo, hi, t, l2):
 @jit(inline="always")
 def _update_layers(opt, hyper, theta, grad, s1, s2, shapes, first, t, l2):
     """Apply optimiser ``opt`` to layers ``first, first + 1, ...`` of the flat vectors: L2
-    ``l2`` on each layer's weights, none on its biases (the contract's ``update`` and the
-    epoch loops' steps)."""
+    ``l2`` on each layer's weights, none on its biases (the contract's ``update`` and the batch
+    loop's step; the per-sample loop takes the same two ranges per layer from its plan)."""
     pos = 0
     for l in range(shapes.shape[0]):
-        w_end = pos + shapes[l, 0] * shapes[l, 1]
-        end = w_end + shapes[l, 0]
+        b0 = pos + shapes[l, 0] * shapes[l, 1]
+        end = b0 + shapes[l, 0]
         if l >= first:
-            _update_range(opt, hyper, theta, grad, s1, s2, pos, w_end, t, l2)  # weights
-            _update_range(opt, hyper, theta, grad, s1, s2, w_end, end, t, 0.0)  # biases
+            _update_range(opt, hyper, theta, grad, s1, s2, pos, b0, t, l2)  # weights
+            _update_range(opt, hyper, theta, grad, s1, s2, b0, end, t, 0.0)  # biases
         pos = end
 
 

@@ -285,8 +285,8 @@ def train_epoch(X, Y, sw, order, theta, grad, shapes, acts, loss, batch_size, op
     d_off1 = d_off0 + B * width
     if B == 1:
         plan = _sample_plan(shapes, p_off, a_off, d_off0, d_off1)
-        return _train_samples(X, Y, sw, order, theta, grad, shapes, plan, acts, loss, opt, hyper,
-                              s1, s2, t0, work)
+        return _train_samples(X, Y, sw, order, theta, grad, plan, acts, loss, opt, hyper, s1, s2,
+                              t0, work)
     l2 = hyper[H_L2]
     loss_sum = 0.0
     done = 0
