@@ -10,6 +10,7 @@ once, after the call; device arrays are used in place.
 """
 
 import functools
+import inspect
 
 import numpy as np
 from numba import cuda
@@ -131,10 +132,12 @@ def follow_spec(func):
     movable = tuple(i for i, p in enumerate(params) if p not in HOST_ARRAYS)
     written = frozenset(i for i in movable if params[i] in spec.writes)
 
+    bind = inspect.signature(func).bind
+
     @functools.wraps(func)
     def call(*args, **kwargs):
         if kwargs:
-            args = (*args, *(kwargs.pop(p) for p in params[len(args):]))
+            args = bind(*args, **kwargs).args
         host = [i for i in movable if isinstance(args[i], np.ndarray)]
         if not host:
             return func(*args)
