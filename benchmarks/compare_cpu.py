@@ -22,7 +22,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 import numpy as np  # noqa: E402
 
 import fastnn  # noqa: E402
-from fastnn.kernels import _blas  # noqa: E402
+from fastnn import kernels  # noqa: E402
 
 CASES = [
     # batch, sizes, (target vs numpy, target vs jax)
@@ -123,19 +123,34 @@ def gemm_rates(rounds):
 
 
 def profile_train_step(batch, sizes, backend="cython", reps=2000):
-    """Microseconds spent in each part of ``MLP.train_step`` (best of 5 loops of ``reps`` calls)."""
-    from fastnn import _backend
-    from fastnn._validation import check_positive_float
+    """Microseconds of ``MLP.train_step`` and of the kernel-contract calls beneath it.
+
+    The kernel rows call the backend's module (``fastnn.kernels.BACKENDS``) directly, on flat
+    buffers laid out by ``fastnn.kernels.layout`` from the model's initial weights: the gap
+    between the whole step and ``train_epoch`` over the one batch is what the API layer costs
+    per step. Best of 5 loops of ``reps`` calls each.
+    """
+    import importlib
+
+    from fastnn.kernels import codes, layout
 
     fastnn.set_backend(backend)
     model = fastnn.MLP.from_sizes(sizes, seed=0)
     rng = np.random.default_rng(0)
     X = rng.standard_normal((batch, sizes[0])).astype(np.float32)
     y = rng.integers(0, sizes[-1], batch)
-    K = _backend.kernels()
-    Y = model._targets(y, batch)
-    work = model._workspace(batch)
-    hyper = model._step_hyper
+    K = importlib.import_module(kernels.BACKENDS[backend])
+    shapes = np.array([(o, i) for i, o in zip(sizes[:-1], sizes[1:])], np.int64)
+    acts = np.array([codes.RELU] * (len(sizes) - 2) + [codes.SOFTMAX], np.int64)
+    theta = np.zeros(layout.param_size(shapes), np.float32)
+    for (W, b), layer in zip(layout.param_views(theta, shapes), model.layers):
+        W[...], b[...] = layer.W, layer.b
+    grad, keep = np.zeros_like(theta), np.zeros_like(theta)
+    Y = np.eye(sizes[-1], dtype=np.float32)[y]
+    hyper = np.zeros(codes.N_HYPER)
+    hyper[codes.H_LR] = 0.01
+    no_state = np.zeros(0, np.float32)
+    work = np.zeros(layout.workspace_size(shapes, batch), np.float32)
 
     def best(f):
         f()
@@ -147,32 +162,18 @@ def profile_train_step(batch, sizes, backend="cython", reps=2000):
             out = min(out, (CLOCK() - t) / reps)
         return out * 1e6
 
-    from fastnn import model as model_module
-
-    fast = model_module._step_helpers(K)  # the compiled checks (None: NumPy's)
-    model.train_step(X, y, 0.01)  # sizes the one-hot buffer
     parts = {
         "train_step (whole)": lambda: model.train_step(X, y, 0.01),
-        "  kernel train_epoch": lambda: K.train_epoch(
-            X, Y, None, None, model._theta, model._grad, model._shapes, model._acts, model._loss,
-            batch, 0, hyper, model._no_state, model._no_state, 0, work),
+        "  kernel train_epoch (one batch)": lambda: K.train_epoch(
+            X, Y, None, None, theta, grad, shapes, acts, codes.CROSS_ENTROPY, batch,
+            codes.OPT_SGD, hyper, no_state, no_state, 0, work),
     }
-    if fast is not None:
-        parts.update({
-            "  step_inputs (X, labels, one-hot)": lambda: fast.step_inputs(
-                X, y, model._onehot, sizes[0]),
-            "  copy_into (parameter copy)": lambda: fast.copy_into(model._theta_keep,
-                                                                  model._theta),
-            "  all_finite (parameter scan)": lambda: fast.all_finite(model._theta),
-        })
-    parts.update({
-        "  NumPy path: _check_X (as_matrix)": lambda: model._check_X(X),
-        "  NumPy path: _step_targets": lambda: model._step_targets(y, batch),
-        "  _workspace (workspace_size)": lambda: model._workspace(batch),
-        "  check_positive_float(lr)": lambda: check_positive_float(0.01, "lr"),
-        "  _check_trainable": model._check_trainable,
-        "  _backend.kernels()": _backend.kernels,
-    })
+    # the contract's divergence check and snapshot, where this backend defines them already
+    if hasattr(K, "all_finite"):
+        parts["  kernel all_finite (parameters)"] = lambda: K.all_finite(theta)
+    if hasattr(K, "copy_into"):
+        parts["  kernel copy_into (parameters)"] = lambda: K.copy_into(keep, theta)
+    parts["  fastnn.get_backend()"] = fastnn.get_backend
     print(f"\ntrain_step profile, {backend}, batch {batch} {'-'.join(map(str, sizes))}:")
     for name, f in parts.items():
         print(f"  {name:<34}{best(f):8.2f} us")
@@ -224,7 +225,7 @@ def main(argv=None):
     print(f"clock: {CLOCK.__name__}, fastnn threads: {fastnn.get_num_threads()}")
     print("best 1024^3 sgemm: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in gemm.items()))
     results = {"gemm_gflops": gemm, "threads": fastnn.get_num_threads(),
-               "blas": {k: _blas.load().get(k) for k in ("library", "coretype")}, "cases": []}
+               "blas": {k: kernels.blas_info().get(k) for k in ("library", "coretype")}, "cases": []}
     for ci in [int(c) for c in args.cases.split(",")]:
         batch, sizes, (t_np, t_jax) = CASES[ci]
         rng = np.random.default_rng(0)

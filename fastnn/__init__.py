@@ -15,16 +15,16 @@ if _util.find_spec(__name__ + ".kernels") is None:
         "run Python outside the repository root, or install with 'pip install -e .'"
     )
 
-from ._version import __version__
+from ._version import __version__  # noqa: F401
 from ._backend import available_backends, get_backend, set_backend
 from ._config import show_config
-from .kernels._threads import get_num_threads, set_num_threads
+from .kernels import get_num_threads, set_num_threads
 from .layers import Dense
 from .model import MLP
 from .optim import SGD, Adam
 from .callbacks import Callback
 from .io import load
-from .training import History
+from .history import History
 
 
 __all__ = [

@@ -19,7 +19,7 @@ _current = None
 _loaded = {}
 
 
-def _why_unavailable(name):
+def why_unavailable(name):
     """None if backend ``name`` can be used here, else a sentence saying why not."""
     if name == "numpy":
         return None
@@ -39,18 +39,19 @@ def _why_unavailable(name):
 
 def available_backends():
     """Names of the backends that can run on this machine, fastest CPU backend first."""
-    names = [n for n in DEFAULT_ORDER if _why_unavailable(n) is None]
-    if _why_unavailable("cuda") is None:
+    names = [n for n in DEFAULT_ORDER if why_unavailable(n) is None]
+    if why_unavailable("cuda") is None:
         names.append("cuda")
     return names
 
 
-def _check(name):
+def check_backend(name):
+    """ValueError for an unknown backend name, RuntimeError (saying why) for one not available."""
     if type(name) is str and name in _loaded:  # imported once, so available (saves ~1 µs)
         return
     if not isinstance(name, str) or name not in MODULES:
         raise ValueError(f"unknown backend {name!r}; expected one of {sorted(MODULES)}")
-    why = _why_unavailable(name)
+    why = why_unavailable(name)
     if why is not None:
         raise RuntimeError(
             f"backend {name!r} is not available: {why}; available backends: "
@@ -68,7 +69,7 @@ def set_backend(name):
         not available here.
     """
     global _current
-    _check(name)
+    check_backend(name)
     with _lock:
         _current = name
 
@@ -83,7 +84,7 @@ def get_backend():
         if _current is None:
             env = os.environ.get("FASTNN_BACKEND", "").strip()
             if env:
-                _check(env)
+                check_backend(env)
                 _current = env
             else:
                 _current = available_backends()[0]
@@ -96,6 +97,6 @@ def kernels(name=None):
         name = _current if _current is not None else get_backend()
     mod = _loaded.get(name)
     if mod is None:
-        _check(name)
+        check_backend(name)
         mod = _loaded[name] = importlib.import_module(MODULES[name])
     return mod

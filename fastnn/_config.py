@@ -21,7 +21,7 @@ def config():
         "machine": platform.machine(),
         "backends_available": _backend.available_backends(),
         "backends_unavailable": {
-            name: _backend._why_unavailable(name)
+            name: _backend.why_unavailable(name)
             for name in _backend.MODULES
             if name not in _backend.available_backends()
         },
@@ -52,7 +52,7 @@ def config():
         if cython_cpu.OPENMP_SHARED_SPINNING:
             info["omp_wait_policy"] = ("active (libgomp was loaded by another library first; "
                                        "the OpenMP loops run on 1 thread)")
-        elif cython_cpu._SET_WAIT_POLICY:
+        elif cython_cpu.WAIT_POLICY_SET:
             info["omp_wait_policy"] = "passive (set by fastnn)"
         else:
             info["omp_wait_policy"] = ("OMP_WAIT_POLICY=" + os.environ.get("OMP_WAIT_POLICY", "")

@@ -4,10 +4,13 @@ Each check raises ValueError with a message that names the problem, and converts
 to the model's dtype as a C-contiguous array.
 """
 
+import importlib
 import math
 import numbers
 
 import numpy as np
+
+from .kernels import BACKENDS
 
 from .kernels.codes import BCE, CROSS_ENTROPY
 
@@ -182,6 +185,74 @@ def _dense_targets(y, loss, n_rows, n_out):
         Y = Y.reshape(n_rows, 1)
     ok = in_unit_interval(Y) if loss == BCE or loss == CROSS_ENTROPY else all_finite(Y)
     return Y if ok else None
+
+
+def check_bool(value, name):
+    """True or False (NumPy's bool too); anything else raises ValueError."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_trainable(spec):
+    """ValueError unless a model of ``spec`` (``_spec.ModelSpec``) can be trained."""
+    reason = spec.untrainable_reason()
+    if reason is not None:
+        raise ValueError(reason)
+
+
+def check_sample_weight(sample_weight, n, dtype, return_mean=False):
+    """Per-sample weights as a finite, non-negative (n,) array of ``dtype`` rescaled to mean 1.
+
+    Only the ratios between weights matter: rescaling keeps the step size independent of their
+    scale. ValueError if any is negative or non-finite, or all are zero. With ``return_mean``,
+    also returns the weights' mean before rescaling (1.0 for None).
+    """
+    if sample_weight is None:
+        return (None, 1.0) if return_mean else None
+    w = np.asarray(sample_weight)
+    if w.dtype.kind not in "biuf":
+        raise ValueError(f"sample_weight must hold real numbers, got dtype {w.dtype}")
+    if w.ndim == 0:
+        w = np.full(n, float(w))
+    if w.ndim != 1 or w.shape[0] != n:
+        raise ValueError(f"sample_weight must have shape ({n},), got {w.shape}")
+    w = w.astype(np.float64)
+    if not np.isfinite(w).all():
+        raise ValueError("sample_weight contains NaN or infinity")
+    if (w < 0).any():
+        raise ValueError("sample_weight must be >= 0")
+    total = w.sum()
+    if total <= 0:
+        raise ValueError("sample_weight sums to zero: there is nothing to learn from")
+    out = np.ascontiguousarray(w * (n / total), dtype=dtype)
+    return (out, total / n) if return_mean else out
+
+
+_BATCH_CHECKS = {}
+
+
+def compiled_batch_check(K):
+    """The compiled batch check ``train_step`` uses with kernel module ``K``, or None.
+
+    ``step_inputs`` of the Cython extension (see ``kernels/_cython``): it checks a batch of
+    class labels and writes them one-hot in one compiled pass, answering yes or no; on no the
+    NumPy checks run and raise the ValueError that names the problem. It serves both compiled
+    CPU backends (numba and cython). The NumPy reference backend keeps the NumPy checks, as
+    the baseline it is, and so does every backend when the extension was not built.
+    """
+    try:
+        return _BATCH_CHECKS[K]
+    except KeyError:
+        pass
+    check = None
+    if getattr(K, "__name__", None) in (BACKENDS["cython"], BACKENDS["numba"]):
+        try:
+            check = importlib.import_module(BACKENDS["cython"]).step_inputs
+        except (ImportError, RuntimeError):  # the extension was not built
+            check = None
+    _BATCH_CHECKS[K] = check
+    return check
 
 
 def check_positive_int(value, name):

@@ -89,7 +89,7 @@ def _task(y, choice):
 
 def _load_training_data(args):
     """(X_train, X_test, y_train, y_test, classes, task, name) for ``train``."""
-    from .training import validation_split
+    from .data import validation_split
 
     if args.data is None:
         from .data import load_digits_split

@@ -17,15 +17,15 @@ import zlib
 
 import numpy as np
 
-from . import _backend, _device
-from .kernels.codes import H_BETA1, H_BETA2, H_EPS, H_L2, H_LR, H_MOMENTUM, OPT_ADAM, OPT_NESTEROV, OPT_SGD
-from .kernels.passes import batch_gradients
+from . import _backend, _hooks, _loop
+from ._trainer import body_for
 from ._validation import (
-    all_finite, check_nonnegative_float, check_positive_float, check_positive_int,
+    as_matrix, check_nonnegative_float, check_positive_int, check_trainable, targets,
 )
-from .kernels.layout import param_offsets, param_views, work_views
+from .history import History
+from .kernels.codes import H_L2
+from .model import MLP
 from .optim import get_optimizer
-from .training import History
 
 CHECKPOINT_TAG = "distributed_checkpoint"  # extra array in the model file, holding the version
 CHECKPOINT_VERSION = 1
@@ -77,48 +77,65 @@ def _same_everywhere(comm, values, names):
                          + "; every rank must build the same model and pass the same settings")
 
 
-def _apply(K, opt, hyper, p, g, s1, s2, t, l2):
-    """One optimiser step on the 1-D views ``p``/``g`` (l2 is 0 for biases)."""
-    lr = float(hyper[H_LR])
-    if opt == OPT_SGD:
-        K.sgd_update(p, g, lr, l2)
-    elif opt == OPT_ADAM:
-        K.adam_update(p, g, s1, s2, lr, float(hyper[H_BETA1]), float(hyper[H_BETA2]),
-                      float(hyper[H_EPS]), t, l2)
-    else:
-        K.momentum_update(p, g, s1, lr, float(hyper[H_MOMENTUM]), l2, opt == OPT_NESTEROV)
+class _MpiReducer:
+    """The gradient reduction of the epoch loop's step-by-step body, over ``comm``."""
+
+    def __init__(self, comm):
+        self.comm = comm
+
+    def allreduce(self, send, recv):
+        from mpi4py import MPI
+
+        self.comm.Allreduce(send, recv, op=MPI.SUM)
+
+    def failed(self, exc, what):
+        _agree(self.comm, exc, RuntimeError, what)
+
+    def diverged(self, local_bad, where, what, kept):
+        """Collective: FloatingPointError on every rank, naming the ranks whose part was bad."""
+        local = np.array([local_bad], np.uint8)
+        every = np.empty(self.comm.Get_size(), np.uint8)
+        self.comm.Allgather(local, every)
+        ranks = np.flatnonzero(every).tolist()
+        on = f" (non-finite on rank{'s' if len(ranks) > 1 else ''} " \
+             f"{', '.join(map(str, ranks))})" if ranks else ""
+        raise FloatingPointError(f"training diverged at {where}: {what}{on}; all ranks stopped "
+                                 f"and {kept} (try a smaller learning rate)")
 
 
-def _update(K, model, opt, hyper, g, s1, s2, t, l2):
-    """Update the flat ``theta`` from the flat mean gradient ``g``: weights with l2, biases without."""
-    theta = model._theta
-    for off, (o, i) in zip(param_offsets(model._shapes), model._shapes):
-        for lo, hi, pen in ((off, off + o * i, l2), (off + o * i, off + o * i + o, 0.0)):
-            _apply(K, opt, hyper, theta[lo:hi], g[lo:hi], s1[lo:hi] if s1.size else s1,
-                   s2[lo:hi] if s2.size else s2, t, pen)
+class _Timing(_hooks.Hook):
+    """``history.seconds`` (each epoch's wall time) and ``history.comm_seconds`` (its time in
+    the allreduce)."""
+
+    def __init__(self, history, body):
+        self.history, self.body = history, body
+        history.seconds, history.comm_seconds = [], []
+        self.start = time.perf_counter()
+
+    def epoch_end(self, epoch, logs):
+        now = time.perf_counter()
+        self.history.seconds.append(now - self.start)
+        self.history.comm_seconds.append(self.body.comm_seconds)
+        self.start = now
+        return None
 
 
-def _local_step(K, model, X, Y, rows, send, gviews, work, batch):
-    """Fill ``send`` with this rank's ``[n * grad, n, n * loss, 0]`` for the rows ``rows``.
+class _Checkpoint(_hooks.Hook):
+    """Rank 0 writes a checkpoint after every epoch; every rank learns if that failed."""
 
-    ``work`` is the model's workspace for batches of up to ``batch`` rows.
-    """
-    P = model._theta.size
-    n = rows.stop - rows.start if isinstance(rows, slice) else rows.size
-    if n == 0:
-        send[:] = 0
-        return
-    Xb, Yb, _, As, D0, D1 = work_views(work, model._shapes, batch, n)
-    if isinstance(rows, slice):
-        Xb, Yb = X[rows], Y[rows]
-    else:
-        np.take(X, rows, axis=0, out=Xb)
-        np.take(Y, rows, axis=0, out=Yb)
-    value = batch_gradients(K, Xb, Yb, None, model._params(), gviews, model._acts, model._loss,
-                            As, D0, D1)
-    with np.errstate(over="ignore", invalid="ignore"):  # non-finite sums are caught after
-        send[:P] *= n
-        send[P:] = (n, value * n, 0)
+    def __init__(self, comm, path, model, seed, history):
+        self.comm, self.path, self.model, self.seed, self.history = \
+            comm, path, model, seed, history
+
+    def epoch_end(self, epoch, logs):
+        err = None
+        if self.comm.Get_rank() == 0:
+            try:
+                save_checkpoint(self.path, self.model, epoch, self.seed, self.history.loss)
+            except Exception as exc:  # noqa: BLE001
+                err = exc
+        _agree(self.comm, err, RuntimeError, f"could not write the checkpoint {self.path!r}")
+        return None
 
 
 def fit(model, X, y, *, comm=None, epochs=10, batch_size=32, lr=0.01, optimizer="sgd",
@@ -173,12 +190,13 @@ def fit(model, X, y, *, comm=None, epochs=10, batch_size=32, lr=0.01, optimizer=
         On every rank when a step raised on some rank.
     """
     comm = _world(comm)
-    X, Y, opt, hyper, epochs, batch_size, l2 = _checked(
+    X, Y, opt, epochs, batch_size, l2 = _checked(
         comm, model, X, y, epochs, batch_size, lr, optimizer, l2, shuffle, seed, checkpoint,
         resume)
-    s1, s2 = model._optimizer_state(opt)
+    K = _backend.kernels(model.backend)
+    model.store.use_optimizer(opt.code, opt.n_state)
     history = History()
-    start, seed = _start(comm, model, opt, s1, s2, seed, checkpoint if resume else None, history)
+    start, seed = _start(comm, model, seed, checkpoint if resume else None, opt, history)
 
     from mpi4py import MPI
 
@@ -187,177 +205,76 @@ def fit(model, X, y, *, comm=None, epochs=10, batch_size=32, lr=0.01, optimizer=
     comm.Allreduce(MPI.IN_PLACE, counts[:1], op=MPI.SUM)
     comm.Allreduce(MPI.IN_PLACE, counts[1:2], op=MPI.MAX)
     n_total, n_steps = int(counts[0]), int(counts[1])
-    run = _Run(comm, _backend.kernels(), model, X, Y, opt.code, hyper, s1, s2, batch_size)
-    history.comm_seconds, history.seconds = [], []
+    body = body_for(model, K, opt.restart(), X, Y, None, batch_size, False,
+                    reducer=_MpiReducer(comm), n_batches=n_steps, rows=n_total)
+    hooks = [_hooks.Record(history), _Timing(history, body)]
+    if checkpoint is not None:
+        hooks.append(_Checkpoint(comm, checkpoint, model, seed, history))
     bar = None
     if progress and comm.Get_rank() == 0:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=(epochs - start) * n_steps, desc=f"fit x{comm.Get_size()}", unit="step")
-    try:
-        for epoch in range(start, epochs):
-            t_epoch = time.perf_counter()
-            order = None
-            if shuffle:
-                order = np.random.default_rng([seed, comm.Get_rank(), epoch]).permutation(n)
-            loss_sum, t_comm = run.epoch(epoch, order, n_steps, bar)
-            history.loss.append(loss_sum / n_total + _penalty(model, l2))
-            history.lr.append(opt.lr)
-            history.epochs += 1
-            history.comm_seconds.append(t_comm)
-            history.seconds.append(time.perf_counter() - t_epoch)
-            if bar is not None:
-                bar.set_postfix(loss=f"{history.loss[-1]:.4g}", refresh=False)
-            if checkpoint is not None:
-                err = None
-                if comm.Get_rank() == 0:
-                    try:
-                        save_checkpoint(checkpoint, model, epoch + 1, seed, history.loss)
-                    except Exception as exc:  # noqa: BLE001
-                        err = exc
-                _agree(comm, err, RuntimeError, f"could not write the checkpoint {checkpoint!r}")
-    finally:
-        if bar is not None:
-            bar.close()
-    return history
-
-
-def _penalty(model, l2):
-    """The L2 term ``l2/2 * sum ||W||^2`` that ``History.loss`` includes, as in ``fit``."""
-    return 0.5 * l2 * sum(float(np.dot(w, w)) for w in (l._W.reshape(-1) for l in model.layers))
+        bar = _hooks.Progress((epochs - start) * n_steps, desc=f"fit x{comm.Get_size()}")
+    orders = _loop.Orders.seeded(seed, comm.Get_rank(), n) if shuffle else None
+    return _loop.run(model, body, opt, _loop.Plan(epochs=epochs - start, l2=l2),
+                     _loop.State(), history, hooks, orders, bar)
 
 
 def _checked(comm, model, X, y, epochs, batch_size, lr, optimizer, l2, shuffle, seed,
              checkpoint, resume):
     """Collective: validate every rank's input and check that the settings agree everywhere."""
     err = None
+    spec = model.spec
+    backend = model.backend or _backend.get_backend()
     try:
-        if _backend.get_backend() == "cuda":
+        if backend == "cuda":
             raise ValueError("distributed fit runs on the CPU backends, not cuda")
         epochs = check_positive_int(epochs, "epochs")
         batch_size = check_positive_int(batch_size, "batch_size")
-        opt = get_optimizer(optimizer, check_positive_float(lr, "lr"))
+        opt = get_optimizer(optimizer, lr)
         l2 = check_nonnegative_float(l2, "l2")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
                                  or seed < 0):
             raise ValueError(f"seed must be an integer >= 0 or None, got {seed!r}")
         if resume and checkpoint is None:
             raise ValueError("resume=True needs a checkpoint path")
-        model._check_trainable()
-        X = model._check_X(X)
-        Y = model._targets(y, X.shape[0])
+        check_trainable(spec)
+        X = as_matrix(X, spec.dtype, spec.n_in)
+        Y = targets(y, spec.loss, X.shape[0], spec.n_out, spec.dtype)
     except Exception as exc:  # noqa: BLE001 - every rank must learn of it, then raise
         err = exc
     _agree(comm, err, ValueError, "distributed fit: invalid input on some rank")
-    _device.sync_host(model)  # a model trained on the GPU before: its host arrays take over
+    model.store.sync()  # a model trained on the GPU before: its host arrays take over
     hyper = opt.hyper()
     hyper[H_L2] = l2
     _same_everywhere(
         comm,
-        [model._theta.size, model._theta.itemsize, model._loss,
-         zlib.crc32(model._shapes.tobytes() + model._acts.tobytes()),
-         zlib.crc32(_backend.get_backend().encode()), opt.code, epochs, batch_size, shuffle,
+        [model.store.size, spec.dtype.itemsize, spec.loss,
+         zlib.crc32(spec.shapes.tobytes() + spec.acts.tobytes()),
+         zlib.crc32(backend.encode()), opt.code, epochs, batch_size, shuffle,
          checkpoint is not None, bool(resume), *hyper],
         ["parameter count", "dtype", "loss", "architecture", "backend", "optimizer", "epochs",
          "batch_size", "shuffle", "checkpoint", "resume", "lr", "l2", "momentum", "beta1",
          "beta2", "eps"] + [f"hyper[{i}]" for i in range(6, hyper.size)],
     )
-    return X, Y, opt, hyper, epochs, batch_size, l2
+    return X, Y, opt, epochs, batch_size, l2
 
 
-def _start(comm, model, opt, s1, s2, seed, resume_from, history):
+def _start(comm, model, seed, resume_from, opt, history):
     """Collective: rank 0's parameters, state, step count and seed everywhere (or a checkpoint's).
 
     Returns the first epoch to run and the shuffling seed.
     """
-    for a in (model._theta, s1, s2):
+    store = model.store
+    for a in (store.theta, store.s1, store.s2):
         if a.size:
             comm.Bcast(a, root=0)
-    head = np.array([model._opt_t, 0, -1 if seed is None else seed], np.int64)
+    head = np.array([store.step, 0, -1 if seed is None else seed], np.int64)
     if comm.Get_rank() == 0 and seed is None:
         head[2] = np.random.SeedSequence().entropy % (2 ** 62)
     if resume_from is not None:
-        _resume(comm, model, resume_from, opt, s1, s2, head, history)
+        _resume(comm, model, resume_from, opt, head, history)
     comm.Bcast(head, root=0)
-    model._opt_t = int(head[0])
+    store.step = int(head[0])
     return int(head[1]), int(head[2])
-
-
-class _Run:
-    """The buffers and kernels of one distributed fit; ``epoch`` runs the steps of one epoch."""
-
-    def __init__(self, comm, K, model, X, Y, opt, hyper, s1, s2, batch):
-        self.comm, self.K, self.model, self.X, self.Y = comm, K, model, X, Y
-        self.opt, self.hyper, self.s1, self.s2, self.batch = opt, hyper, s1, s2, batch
-        P = model._theta.size
-        self.send = np.zeros(P + 3, model.dtype)  # [n * grad, n, n * loss, error flag]
-        self.recv = np.empty_like(self.send)
-        self.gviews = param_views(self.send[:P], model._shapes)
-        self.cap = min(batch, X.shape[0])  # rows per step never exceed the shard
-        self.work = model._workspace(self.cap)
-        self.saved = [np.empty_like(a) for a in (model._theta, s1, s2)]
-
-    def epoch(self, epoch, order, n_steps, bar):
-        """Every step of one epoch; returns (sum of the global batches' loss * rows, seconds in
-        the allreduce)."""
-        from mpi4py import MPI
-
-        m, send, recv, P = self.model, self.send, self.recv, self.model._theta.size
-        live = (m._theta, self.s1, self.s2)
-        n, chunk = self.X.shape[0], max(1, n_steps // 20)  # snapshots for an overflowing update
-        loss_sum = t_comm = 0.0
-        for step in range(n_steps):
-            if step % chunk == 0:
-                snap_step, snap_t = step, m._opt_t
-                for keep, a in zip(self.saved, live):
-                    np.copyto(keep, a)
-            lo, hi = min(step * self.batch, n), min((step + 1) * self.batch, n)
-            rows = slice(lo, hi) if order is None else order[lo:hi]
-            failed = None
-            try:
-                _local_step(self.K, m, self.X, self.Y, rows, send, self.gviews, self.work,
-                            self.cap)
-            except Exception as exc:  # noqa: BLE001 - tell the other ranks, then raise
-                failed = exc
-                send[:] = 0
-                send[P + 2] = 1
-            t0 = time.perf_counter()
-            self.comm.Allreduce(send, recv, op=MPI.SUM)
-            t_comm += time.perf_counter() - t0
-            where = f"epoch {epoch + 1}, step {step + 1}"
-            if recv[P + 2] != 0:
-                _agree(self.comm, failed, RuntimeError, f"distributed fit stopped at {where}")
-            if not all_finite(recv):
-                _diverged(self.comm, send, where, "the loss or a gradient is not finite",
-                          "the model keeps its last finite parameters")
-            g = recv[:P]
-            g /= recv[P]
-            m._opt_t += 1
-            _update(self.K, m, self.opt, self.hyper, g, self.s1, self.s2, m._opt_t,
-                    float(self.hyper[H_L2]))
-            if not all_finite(m._theta):
-                for keep, a in zip(self.saved, live):
-                    np.copyto(a, keep)
-                m._opt_t = snap_t
-                _diverged(self.comm, None, where, "an update overflowed",
-                          f"the model was restored to its parameters before step "
-                          f"{snap_step + 1} of epoch {epoch + 1}")
-            loss_sum += float(recv[P + 1])
-            if bar is not None:
-                bar.update(1)
-        return loss_sum, t_comm
-
-
-def _diverged(comm, send, where, what, kept):
-    """Collective: raise FloatingPointError on every rank, naming the ranks whose part was bad."""
-    local = np.array([send is not None and not all_finite(send)], np.uint8)
-    every = np.empty(comm.Get_size(), np.uint8)
-    comm.Allgather(local, every)
-    ranks = np.flatnonzero(every).tolist()
-    on = f" (non-finite on rank{'s' if len(ranks) > 1 else ''} {', '.join(map(str, ranks))})" \
-        if ranks else ""
-    raise FloatingPointError(f"training diverged at {where}: {what}{on}; all ranks stopped and "
-                             f"{kept} (try a smaller learning rate)")
 
 
 # checkpoints ------------------------------------------------------------------------------
@@ -371,9 +288,7 @@ def save_checkpoint(path, model, epoch, seed, losses):
 
 def load_checkpoint(path):
     """Read a checkpoint written by ``save_checkpoint``: ``(model, extra)`` (no pickles)."""
-    from .io import load
-
-    model, extra = load(path, extra=True)
+    model, extra = MLP.load(path, extra=True)
     if CHECKPOINT_TAG not in extra or any(k not in extra for k in ("epoch", "seed", "loss")):
         raise ValueError(f"{os.fspath(path)!r} is a fastnn model file but not a distributed "
                          "checkpoint (no epoch/seed/loss)")
@@ -383,18 +298,18 @@ def load_checkpoint(path):
     return model, extra
 
 
-def _resume(comm, model, path, opt, s1, s2, head, history):
+def _resume(comm, model, path, opt, head, history):
     """Collective: load rank 0's checkpoint (if any) into every replica and into rank 0's head."""
     found = np.zeros(1, np.int64)
     err, ck = None, None
     if comm.Get_rank() == 0 and os.path.exists(path):
         try:
             ck, extra = load_checkpoint(path)
-            if ck.sizes != model.sizes or not np.array_equal(ck._acts, model._acts) \
-                    or np.dtype(ck.dtype) != np.dtype(model.dtype):
+            if ck.sizes != model.sizes or not np.array_equal(ck.spec.acts, model.spec.acts) \
+                    or ck.dtype != model.dtype:
                 raise ValueError("it was written for a different architecture or dtype")
-            if ck._opt_code != opt.code:
-                raise ValueError(f"it was written with optimizer code {ck._opt_code}, "
+            if ck.store.opt_code != opt.code:
+                raise ValueError(f"it was written with optimizer code {ck.store.opt_code}, "
                                  f"not {opt.code}")
             found[0] = 1 + extra["loss"].size
         except Exception as exc:  # noqa: BLE001
@@ -403,14 +318,15 @@ def _resume(comm, model, path, opt, s1, s2, head, history):
     comm.Bcast(found, root=0)
     if not found[0]:
         return
+    store = model.store
     losses = np.empty(int(found[0]) - 1, np.float64)
     if ck is not None:
-        np.copyto(model._theta, ck._theta)
-        np.copyto(s1, ck._s1)
-        np.copyto(s2, ck._s2)
-        head[:] = (ck._opt_t, int(extra["epoch"]), int(extra["seed"]))
+        for mine, theirs in ((store.theta, ck.store.theta), (store.s1, ck.store.s1),
+                             (store.s2, ck.store.s2)):
+            np.copyto(mine, theirs)
+        head[:] = (ck.store.step, int(extra["epoch"]), int(extra["seed"]))
         losses[:] = extra["loss"]
-    for a in (model._theta, s1, s2, losses):
+    for a in (store.theta, store.s1, store.s2, losses):
         if a.size:
             comm.Bcast(a, root=0)
     history.loss.extend(losses.tolist())

@@ -1,49 +1,13 @@
-"""Saving and loading models as versioned ``.npz`` files, never pickles.
+"""Saving and loading models: ``save(model, path)`` and ``load(path)`` (also ``fastnn.load``).
 
-A file holds plain arrays only: a format tag and version, the architecture (layer widths and
-activation names), the dtype, the flat parameter vector, optionally the optimiser state, optional
-user arrays under ``extra/``, and a SHA-256 digest of all of it, so a truncated, edited or
-foreign file is refused with a ValueError instead of loading wrong numbers. Files are read with
-``np.load(..., allow_pickle=False)``.
+Files are versioned ``.npz`` archives of plain arrays with a SHA-256 digest, never pickles
+(``fastnn._format``): a truncated, edited or foreign file is refused with a ValueError instead
+of loading wrong numbers.
 """
 
-import hashlib
-import os
-import tempfile
-import zipfile
+from .model import MLP
 
-import numpy as np
-
-from . import _device
-from .kernels.codes import (
-    ACTIVATIONS, LOSS_ACTIVATION, LOSSES, OPT_ADAM, OPT_MOMENTUM, OPT_NESTEROV, OPT_SGD,
-)
-from .kernels.layout import param_size
-
-FORMAT = "fastnn-mlp"
-VERSION = 1
-_REQUIRED = ("format", "version", "sizes", "activations", "loss", "dtype", "theta", "digest")
-_OPT_KEYS = ("opt_code", "opt_t", "opt_s1", "opt_s2")
-
-
-def _digest(arrays):
-    """SHA-256 over every array but the digest, in name order (names, dtypes, shapes, bytes)."""
-    h = hashlib.sha256()
-    for name in sorted(arrays):
-        if name == "digest":
-            continue
-        a = np.ascontiguousarray(arrays[name])
-        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
-
-
-def _plain(name, value):
-    a = np.asarray(value)
-    if a.dtype.kind not in "biufU":
-        raise ValueError(f"extra[{name!r}] must be an array of numbers or strings, got dtype "
-                         f"{a.dtype}")
-    return a
+__all__ = ["load", "save"]
 
 
 def save(model, path, *, optimizer_state=True, extra=None):
@@ -61,68 +25,7 @@ def save(model, path, *, optimizer_state=True, extra=None):
         Extra arrays of numbers or strings to keep with the model (class labels, scaling).
         Read them back with ``load(path, extra=True)``.
     """
-    _device.sync_host(model)
-    arrays = {
-        "format": np.array(FORMAT),
-        "version": np.array(VERSION, np.int64),
-        "sizes": np.array(model.sizes, np.int64),
-        "activations": np.array([l.activation for l in model.layers]),
-        "loss": np.array("" if model.loss_name is None else model.loss_name),
-        "dtype": np.array(np.dtype(model.dtype).name),
-        "theta": model._theta,
-    }
-    if optimizer_state and model._opt_code is not None:
-        arrays.update(opt_code=np.array(model._opt_code, np.int64),
-                      opt_t=np.array(model._opt_t, np.int64), opt_s1=model._s1, opt_s2=model._s2)
-    for name, value in (extra or {}).items():
-        if not isinstance(name, str) or not name or "/" in name:
-            raise ValueError(f"extra names must be non-empty strings without '/', got {name!r}")
-        arrays["extra/" + name] = _plain(name, value)
-    arrays["digest"] = np.array(_digest(arrays))
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".fastnn-", suffix=".npz", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _read(path):
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no such model file: {path!r}")
-    if os.path.isdir(path):
-        raise ValueError(f"{path!r} is a directory, not a fastnn model file")
-    if not zipfile.is_zipfile(path):
-        raise ValueError(f"{path!r} is not a fastnn model file: it is not an .npz archive "
-                         "(truncated, or another kind of file)")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            if not isinstance(data, np.lib.npyio.NpzFile):
-                raise ValueError("it is a single .npy array, not an .npz archive")
-            return {name: data[name] for name in data.files}
-    except FileNotFoundError:
-        raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        if "pickle" in str(exc):
-            raise ValueError(f"{path!r} is not a fastnn model file: it holds pickled Python "
-                             "objects, which fastnn never loads") from None
-        raise ValueError(f"{path!r} is not a readable fastnn model file: {exc}") from None
-
-
-def _bad(path, why):
-    return ValueError(f"{path!r} is not a valid fastnn model file: {why}")
-
-
-def _scalar(arrays, name, kind, path):
-    a = arrays[name]
-    if a.shape != () or a.dtype.kind not in kind:
-        raise _bad(path, f"field {name!r} has the wrong type")
-    return a[()]
+    model.save(path, optimizer_state=optimizer_state, extra=extra)
 
 
 def load(path, *, extra=False):
@@ -139,68 +42,7 @@ def load(path, *, extra=False):
     MLP, or (MLP, dict) with ``extra=True``
         The model predicts bit for bit as the saved one did (on the same backend).
 
-    Raises
-    ------
-    FileNotFoundError
-        If there is no file at ``path``.
-    ValueError
-        If the file is truncated, modified, from another program or from a newer fastnn.
+    FileNotFoundError when there is no file, ValueError for a truncated, modified or foreign
+    file, or one from a newer fastnn.
     """
-    from .layers import Dense
-    from .model import MLP
-
-    path = os.fspath(path)
-    arrays = _read(path)
-    if "format" not in arrays or arrays["format"].dtype.kind != "U" or \
-            str(arrays["format"]) != FORMAT:
-        raise _bad(path, f"it has no {FORMAT!r} format tag (written by another program?)")
-    missing = [k for k in _REQUIRED if k not in arrays]
-    if missing:
-        raise _bad(path, f"missing fields {missing}")
-    version = int(_scalar(arrays, "version", "iu", path))
-    if version > VERSION:
-        raise _bad(path, f"format version {version} is newer than this fastnn reads "
-                         f"({VERSION}); upgrade fastnn")
-    if str(_scalar(arrays, "digest", "U", path)) != _digest(arrays):
-        raise _bad(path, "its contents do not match the stored digest (the file was modified "
-                         "or damaged)")
-    sizes, acts = arrays["sizes"], arrays["activations"]
-    if sizes.ndim != 1 or sizes.dtype.kind not in "iu" or sizes.size < 2 or sizes.min() < 1:
-        raise _bad(path, "bad layer sizes")
-    if acts.dtype.kind != "U" or acts.shape != (sizes.size - 1,):
-        raise _bad(path, "bad activation list")
-    unknown = [a for a in acts.tolist() if a not in ACTIVATIONS]
-    if unknown:
-        raise _bad(path, f"unknown activations {unknown}")
-    dtype = str(_scalar(arrays, "dtype", "U", path))
-    if dtype not in ("float32", "float64"):
-        raise _bad(path, f"unsupported dtype {dtype!r}")
-    loss = str(_scalar(arrays, "loss", "U", path)) or None
-    if loss is not None and (loss not in LOSSES or
-                             LOSS_ACTIVATION[LOSSES[loss]] != ACTIVATIONS[acts[-1]]):
-        raise _bad(path, f"loss {loss!r} does not fit the output activation {acts[-1]!r}")
-    shapes = np.stack([sizes[1:], sizes[:-1]], axis=1)
-    theta = arrays["theta"]
-    if theta.dtype != np.dtype(dtype) or theta.shape != (param_size(shapes),):
-        raise _bad(path, "the parameter vector does not fit the architecture")
-    if not np.isfinite(theta).all():
-        raise _bad(path, "the parameters contain NaN or infinity")
-
-    model = MLP([Dense(int(i), int(o), a, dtype=dtype) for i, o, a in
-                 zip(sizes[:-1], sizes[1:], acts.tolist())], loss=loss)
-    model._theta[...] = theta
-    if all(k in arrays for k in _OPT_KEYS):
-        s1, s2 = arrays["opt_s1"], arrays["opt_s2"]
-        for s in (s1, s2):
-            if s.dtype != theta.dtype or s.shape not in ((0,), theta.shape):
-                raise _bad(path, "the optimiser state does not fit the parameters")
-        code = int(_scalar(arrays, "opt_code", "iu", path))
-        if code not in (OPT_SGD, OPT_MOMENTUM, OPT_NESTEROV, OPT_ADAM):
-            raise _bad(path, f"unknown optimiser code {code}")
-        model._opt_code = code
-        model._opt_t = int(_scalar(arrays, "opt_t", "iu", path))
-        model._s1 = np.array(s1) if s1.size else model._no_state
-        model._s2 = np.array(s2) if s2.size else model._no_state
-    if not extra:
-        return model
-    return model, {k[len("extra/"):]: v for k, v in arrays.items() if k.startswith("extra/")}
+    return MLP.load(path, extra=extra)

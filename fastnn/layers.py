@@ -5,9 +5,22 @@ import numbers
 import numpy as np
 
 from . import _backend
-from .kernels.codes import ACTIVATION_NAMES, IDENTITY, SOFTMAX, STEP, activation_code
 from ._init import init_weights
 from ._validation import as_matrix, check_dtype, check_seed
+from .kernels.codes import ACTIVATION_NAMES, IDENTITY, SOFTMAX, STEP, activation_code
+
+
+def _view(attr, doc, settable=False):
+    """A property for the array in ``attr``, up to date with a device copy; with ``settable``,
+    assigning copies a checked array into it."""
+
+    def get(self):
+        return self._fresh(getattr(self, attr))
+
+    def put(self, value):
+        self._assign(get(self), value, attr.lstrip("_"))
+
+    return property(get, put if settable else None, doc=doc)
 
 
 class Dense:
@@ -26,8 +39,8 @@ class Dense:
 
     Notes
     -----
-    When a layer is put in an MLP, its ``W``, ``b``, ``dW`` and ``db`` become views into the model's
-    flat parameter and gradient vectors; assigning ``layer.W = array`` copies into that storage.
+    When a layer is put in an MLP, its ``W``, ``b``, ``dW`` and ``db`` become views into the
+    model's parameter store; assigning ``layer.W = array`` copies into that storage.
     ``forward`` keeps its input and output for ``backward``, so a Dense used on its own is not
     safe to share between threads (``MLP`` inference does not use this cache).
     """
@@ -37,34 +50,56 @@ class Dense:
         for name, v in (("in_features", in_features), ("out_features", out_features)):
             if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
-        self._act = activation_code(activation)
-        self.dtype = check_dtype(dtype)
+        act = activation_code(activation)
+        dtype = check_dtype(dtype)
         rng = np.random.default_rng(check_seed(seed))
-        self._W = init_weights(rng, int(out_features), int(in_features), self._act, self.dtype)
-        self._b = np.zeros(int(out_features), dtype=self.dtype)
-        self._dW = np.zeros_like(self._W)
-        self._db = np.zeros_like(self._b)
-        self._cache = None
+        W = init_weights(rng, int(out_features), int(in_features), act, dtype)
+        self._set(W, np.zeros(int(out_features), dtype=dtype), act)
 
     @classmethod
-    def _of(cls, W, b, activation):
-        """A layer that holds ``W`` (out, in) and ``b`` (out,) as they are: no draw and no checks,
-        for callers that made them finite and of one float dtype (the scikit-learn estimators,
-        which draw their own initial weights)."""
+    def from_weights(cls, W, b, activation="relu"):
+        """A layer holding ``W`` (out, in) and ``b`` (out,): no draw, and no copy where none is
+        needed.
+
+        Both must be finite arrays of one float dtype (float32 or float64); that dtype is the
+        layer's. The scikit-learn estimators build their layers from their own initial draws
+        this way.
+        """
+        act = activation_code(activation)
+        W, b = np.ascontiguousarray(W), np.ascontiguousarray(b)
+        dtype = check_dtype(W.dtype)
+        if W.ndim != 2 or 0 in W.shape or b.shape != (W.shape[0],) or b.dtype != dtype:
+            raise ValueError(f"W must be 2-D (out, in) and b (out,) of W's dtype, got W "
+                             f"{W.shape} {W.dtype} and b {b.shape} {b.dtype}")
+        if not (np.isfinite(W).all() and np.isfinite(b).all()):
+            raise ValueError("W and b must hold finite numbers")
         layer = cls.__new__(cls)
-        layer._act = activation_code(activation)
-        layer.dtype = W.dtype
-        layer._W, layer._b = W, b
-        layer._dW, layer._db = np.zeros_like(W), np.zeros_like(b)
-        layer._cache = None
+        layer._set(W, b, act)
         return layer
 
-    # parameters -------------------------------------------------------------------------
-    _owner = None  # the MLP whose device copy may be newer than these arrays (cuda backend)
+    def _set(self, W, b, act):
+        self._act, self.dtype = act, W.dtype
+        self._W, self._b = W, b
+        self._dW, self._db = np.zeros_like(W), np.zeros_like(b)
+        self._store = None  # the model's ParamStore, once attached
+        self._cache = None
 
+    def attach(self, store, index):
+        """Move this layer's parameters into layer ``index`` of a model's ``ParamStore``.
+
+        ``MLP`` calls this when it takes the layer: from then on ``W``, ``b``, ``dW`` and ``db``
+        are views into the store's flat vectors, kept up to date with a device copy.
+        """
+        (W, b), (dW, db) = store.views(store.theta)[index], store.views(store.grad)[index]
+        W[...] = self._W
+        b[...] = self._b
+        self._W, self._b, self._dW, self._db = W, b, dW, db
+        self._store = store
+
+    # parameters -------------------------------------------------------------------------
     def _fresh(self, a):
-        if self._owner is not None:
-            self._owner._sync()
+        if self._store is not None:
+            self._store.sync()
         return a
 
     @property
@@ -81,32 +116,14 @@ class Dense:
         return ACTIVATION_NAMES[self._act]
 
     @property
-    def W(self):
-        """Weights, shape (out_features, in_features)."""
-        return self._fresh(self._W)
+    def activation_code(self):
+        """The activation's integer code (``fastnn.kernels.codes``)."""
+        return self._act
 
-    @W.setter
-    def W(self, value):
-        self._assign(self.W, value, "W")
-
-    @property
-    def b(self):
-        """Bias, shape (out_features,)."""
-        return self._fresh(self._b)
-
-    @b.setter
-    def b(self, value):
-        self._assign(self.b, value, "b")
-
-    @property
-    def dW(self):
-        """Weight gradient from the last backward pass."""
-        return self._fresh(self._dW)
-
-    @property
-    def db(self):
-        """Bias gradient from the last backward pass."""
-        return self._fresh(self._db)
+    W = _view("_W", "Weights, shape (out_features, in_features).", settable=True)
+    b = _view("_b", "Bias, shape (out_features,).", settable=True)
+    dW = _view("_dW", "Weight gradient from the last backward pass.")
+    db = _view("_db", "Bias gradient from the last backward pass.")
 
     def _assign(self, dest, value, name):
         value = np.asarray(value)
@@ -120,12 +137,6 @@ class Dense:
             raise ValueError(f"{name} must hold finite real numbers that fit in {self.dtype}")
         dest[...] = converted
 
-    def _bind(self, W, b, dW, db):
-        """Move this layer's storage into views owned by a model (see MLP)."""
-        W[...] = self._W
-        b[...] = self._b
-        self._W, self._b, self._dW, self._db = W, b, dW, db
-
     def __repr__(self):
         return (f"Dense({self.in_features}, {self.out_features}, activation={self.activation!r}, "
                 f"dtype={self.dtype.name})")
@@ -135,7 +146,7 @@ class Dense:
         """Return ``g(X @ W.T + b)``; keeps X and A for ``backward``."""
         X = as_matrix(X, self.dtype, self.in_features)
         A = np.empty((X.shape[0], self.out_features), dtype=self.dtype)
-        _backend.kernels().forward(X, self._W, self._b, self._act, A)
+        _backend.kernels().forward(X, self.W, self.b, self._act, A)
         self._cache = (X, A)
         return A
 
@@ -156,5 +167,5 @@ class Dense:
             dZ = A * (dZ - np.sum(dZ * A, axis=1, keepdims=True))
             act = IDENTITY
         dX = np.empty_like(X)
-        _backend.kernels().backward(dZ, A, X, self._W, act, self._dW, self._db, dX)
+        _backend.kernels().backward(dZ, A, X, self.W, act, self.dW, self.db, dX)
         return dX

@@ -1,120 +1,29 @@
-"""fit: validation of every training option, then the shared epoch loop (``fastnn._loop``).
+"""fit: every training option checked once, then the one epoch loop (``fastnn._loop``).
 
-The History it returns records, per epoch, the training loss and accuracy, the validation loss
-and accuracy (or R²), and the learning rate used.
+``train`` assembles the loop's body and hooks from checked values; ``fit`` and the
+scikit-learn estimators both call it.
 """
 
+import copy
 
 import numpy as np
 
-from . import _device, _loop
-from .kernels.codes import BCE, CROSS_ENTROPY
+from . import _backend, _hooks, _loop
+from ._device import as_input
+from ._trainer import body_for
 from ._validation import (
-    as_matrix, check_fraction, check_nonnegative_float, check_positive_float, check_positive_int,
-    check_seed,
+    as_matrix, check_bool, check_fraction, check_nonnegative_float, check_positive_int,
+    check_sample_weight, check_seed, check_trainable, targets,
 )
 from .callbacks import as_callbacks
-from .optim import check_schedule, get_optimizer
+from .data import validation_split
+from .history import History
+from .kernels.codes import BCE, CROSS_ENTROPY
+from .optim import check_schedule, get_optimizer, make_schedule
+
+__all__ = ["History", "check_sample_weight", "fit", "train", "validation_split"]
 
 _METRICS = ("accuracy",)
-
-
-class History:
-    """Per-epoch record of a training run.
-
-    Attributes
-    ----------
-    loss : list of float
-        Mean training loss over each epoch's batches (running, as the batches were seen), plus
-        the L2 term ``λ/2 ||W||²`` at the epoch's end.
-    accuracy : list of float
-        Training accuracy after each epoch (classifiers, when ``"accuracy"`` is in ``metrics``).
-    val_loss, val_accuracy, val_r2 : list of float
-        The same on the validation data, when there is some (R² for regression models).
-    lr : list of float
-        The learning rate each epoch ran at.
-    epochs : int
-        Epochs completed.
-    best_epoch : int or None
-        The epoch (1-based) with the best monitored value, when one was monitored.
-    stop_reason : str or None
-        Why training ended before ``epochs``: "no_improvement", "lr_min" or "callback".
-    """
-
-    KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "val_r2", "lr")
-
-    def __init__(self):
-        self.loss, self.accuracy, self.val_loss = [], [], []
-        self.val_accuracy, self.val_r2, self.lr = [], [], []
-        self.epochs = 0
-        self.best_epoch = None
-        self.stop_reason = None
-
-    def _record(self, logs):
-        for key, value in logs.items():
-            getattr(self, key).append(float(value))
-        self.epochs += 1
-
-    def as_dict(self):
-        """The non-empty per-epoch lists, by name."""
-        return {k: list(getattr(self, k)) for k in self.KEYS if getattr(self, k)}
-
-    def __repr__(self):
-        last = f"{self.loss[-1]:.6g}" if self.loss else "n/a"
-        return f"History(epochs={self.epochs}, loss={last})"
-
-
-def check_sample_weight(sample_weight, n, dtype, return_mean=False):
-    """Per-sample weights as a finite, non-negative (n,) array of ``dtype`` rescaled to mean 1.
-
-    Only the ratios between weights matter: rescaling keeps the step size independent of their
-    scale. ValueError if any is negative or non-finite, or all are zero. With ``return_mean``,
-    also returns the weights' mean before rescaling (1.0 for None).
-    """
-    if sample_weight is None:
-        return (None, 1.0) if return_mean else None
-    w = np.asarray(sample_weight)
-    if w.dtype.kind not in "biuf":
-        raise ValueError(f"sample_weight must hold real numbers, got dtype {w.dtype}")
-    if w.ndim == 0:
-        w = np.full(n, float(w))
-    if w.ndim != 1 or w.shape[0] != n:
-        raise ValueError(f"sample_weight must have shape ({n},), got {w.shape}")
-    w = w.astype(np.float64)
-    if not np.isfinite(w).all():
-        raise ValueError("sample_weight contains NaN or infinity")
-    if (w < 0).any():
-        raise ValueError("sample_weight must be >= 0")
-    total = w.sum()
-    if total <= 0:
-        raise ValueError("sample_weight sums to zero: there is nothing to learn from")
-    out = np.ascontiguousarray(w * (n / total), dtype=dtype)
-    return (out, total / n) if return_mean else out
-
-
-def validation_split(n, fraction, rng, labels=None):
-    """Indices ``(train, val)`` holding out about ``fraction`` of ``n`` rows for validation.
-
-    With ``labels``, each class is split in proportion (every class with at least two rows
-    keeps one for training and gives one to validation where the fraction allows).
-    """
-    if n < 2:
-        raise ValueError("a validation split needs at least 2 samples")
-    val = np.zeros(n, bool)
-    if labels is not None and np.unique(labels).size < n:
-        for label in np.unique(labels):
-            idx = rng.permutation(np.flatnonzero(labels == label))
-            take = min(len(idx) - 1, int(round(fraction * len(idx))))
-            val[idx[:take]] = True
-    if not val.any():  # unstratified, or classes too small to stratify
-        val[rng.permutation(n)[:max(1, min(n - 1, int(round(fraction * n))))]] = True
-    return np.flatnonzero(~val), np.flatnonzero(val)
-
-
-def _check_bool(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
 
 
 def _check_metrics(metrics):
@@ -131,13 +40,13 @@ def _check_metrics(metrics):
     return metrics
 
 
-def _check_validation_data(model, data):
+def _check_validation_data(spec, data):
     if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
         raise ValueError("validation_data must be a tuple (X_val, y_val) or "
                          "(X_val, y_val, sample_weight_val)")
-    Xv = as_matrix(data[0], model.dtype, model.layers[0].in_features, name="X_val")
-    Yv = model._targets(data[1], Xv.shape[0])
-    swv = check_sample_weight(data[2], Xv.shape[0], model.dtype) if len(data) == 3 else None
+    Xv = as_matrix(data[0], spec.dtype, spec.n_in, name="X_val")
+    Yv = targets(data[1], spec.loss, Xv.shape[0], spec.n_out, spec.dtype)
+    swv = check_sample_weight(data[2], Xv.shape[0], spec.dtype) if len(data) == 3 else None
     return Xv, Yv, swv
 
 
@@ -151,6 +60,7 @@ def fit(model, X, y, *, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", shuf
     ----------
     model : MLP
     X : array_like (n, in)
+        On the cuda backend, a GPU array (``__cuda_array_interface__``) is used in place.
     y : array_like
         Labels (n,) or one-hot (n, k) for cross-entropy; 0/1 for bce; values for mse.
     epochs : int
@@ -160,6 +70,8 @@ def fit(model, X, y, *, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", shuf
     lr : float
         Initial learning rate η for a named optimizer (an Optimizer instance brings its own).
     optimizer : {"sgd", "momentum", "nesterov", "adam"} or fastnn.optim.Optimizer
+        The optimiser's state (velocity, moments, step) carries over to the next fit or
+        train_step while its kind stays the same.
     shuffle : bool
         Visit the rows in a new random order each epoch (drawn from ``seed``).
     seed : int, optional
@@ -171,11 +83,11 @@ def fit(model, X, y, *, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", shuf
     sample_weight : array_like (n,), optional
         Non-negative per-sample weights; rescaled to mean 1, so only their ratios matter.
     schedule : {"constant", "invscaling", "adaptive"}
-        "constant" keeps η. "invscaling" uses ``η / (t + 1) ** power_t`` with t the number of
-        samples seen before the epoch (updated once per epoch, as scikit-learn does).
-        "adaptive" halves η whenever the monitored loss has not fallen by ``tol`` (0 when
-        ``tol`` is None) for ``n_iter_no_change`` epochs, and stops once η has fallen to
-        ``1e-6 * lr``.
+        "constant" keeps the optimiser's own schedule (constant for a named one).
+        "invscaling" uses ``η / (t + 1) ** power_t`` with t the number of samples seen before
+        the epoch (updated once per epoch, as scikit-learn does). "adaptive" halves η whenever
+        the monitored loss has not fallen by ``tol`` (0 when ``tol`` is None) for
+        ``n_iter_no_change`` epochs, and stops once η has fallen to ``1e-6 * lr``.
     power_t : float
         Exponent of "invscaling", >= 0.
     tol : float, optional
@@ -194,10 +106,9 @@ def fit(model, X, y, *, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", shuf
         ``(X_val, y_val)`` or ``(X_val, y_val, sample_weight_val)``: scored after every epoch
         (recorded in the History) and used by early stopping instead of a split.
     metrics : sequence of str
-        Extra per-epoch metrics on the training data: ``("accuracy",)`` records the training
-        accuracy of a classifier after each epoch (one more forward pass over X per epoch, so it
-        is off by default). Validation accuracy (or R²) is always recorded with the validation
-        loss.
+        ``("accuracy",)`` records the training accuracy of a classifier after each epoch (one
+        more forward pass over X per epoch, so it is off by default). Validation accuracy (or
+        R²) is always recorded with the validation loss.
     callbacks : sequence, optional
         Each is a ``fastnn.callbacks.Callback`` or a function ``f(epoch, logs)``; it is called
         after every epoch with the epoch (1-based) and a dict of that epoch's values, and
@@ -218,21 +129,25 @@ def fit(model, X, y, *, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", shuf
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
     seed = check_seed(seed)
-    opt = get_optimizer(optimizer, check_positive_float(lr, "lr"))
+    opt = get_optimizer(optimizer, lr)
     l2 = check_nonnegative_float(l2, "l2")
-    shuffle = _check_bool(shuffle, "shuffle")
-    progress = _check_bool(progress, "progress")
+    shuffle = check_bool(shuffle, "shuffle")
+    progress = check_bool(progress, "progress")
     schedule = check_schedule(schedule)
     power_t = check_nonnegative_float(power_t, "power_t")
+    if schedule != "constant":  # fit's schedule replaces the optimiser's, on a copy
+        opt = copy.copy(opt)
+        opt.schedule = make_schedule(schedule, power_t)
     tol = None if tol is None else check_nonnegative_float(tol, "tol")
     patience = check_positive_int(n_iter_no_change, "n_iter_no_change")
-    early_stopping = _check_bool(early_stopping, "early_stopping")
+    early_stopping = check_bool(early_stopping, "early_stopping")
     fraction = check_fraction(validation_fraction, "validation_fraction", low_open=True)
     metrics = _check_metrics(metrics)
     callbacks = as_callbacks(callbacks)
-    model._check_trainable()
-    K = model._kernels()
-    device = _device.on_device(K)
+    spec = model.spec
+    check_trainable(spec)
+    K = _backend.kernels(model.backend)
+    device = K.ON_DEVICE
     on_device = device and K.is_device_array(X)
     if device and K.is_device_array(y):
         y = K.to_host(y)  # targets are checked and one-hot encoded on the host
@@ -240,30 +155,63 @@ def fit(model, X, y, *, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", shuf
         X = K.to_host(X)  # the split is made on the host
         on_device = False
     if on_device:  # device input goes to the kernels as it is, checked there without a copy
-        _device.as_input(K, X, model.dtype, model.layers[0].in_features)
+        X = as_input(K, X, spec.dtype, spec.n_in)[0]
     else:
-        X = model._check_X(X)
-    Y = model._targets(y, X.shape[0])
-    sw = check_sample_weight(sample_weight, X.shape[0], model.dtype)
-    val = None if validation_data is None else _check_validation_data(model, validation_data)
-
+        X = as_matrix(X, spec.dtype, spec.n_in)
+    Y = targets(y, spec.loss, X.shape[0], spec.n_out, spec.dtype)
+    sw = check_sample_weight(sample_weight, X.shape[0], spec.dtype)
+    val = None if validation_data is None else _check_validation_data(spec, validation_data)
     # a Generator costs ~10 µs to seed: made only when something draws from it
     split = early_stopping and val is None
     rng = np.random.default_rng(seed) if shuffle or split else None
     if split:
-        labels = Y.argmax(axis=1) if model._loss == CROSS_ENTROPY else None
-        train, held = validation_split(X.shape[0], fraction, rng, labels)
+        labels = Y.argmax(axis=1) if spec.loss == CROSS_ENTROPY else None
+        kept, held = validation_split(X.shape[0], fraction, rng, labels)
         val = (X[held], Y[held], None if sw is None else sw[held])
-        X, Y = X[train], Y[train]
-        sw = None if sw is None else sw[train]
-    plan = _loop.Plan(
-        epochs=epochs, batch_size=batch_size, opt=opt, l2=l2, shuffle=shuffle,
-        schedule=schedule, power_t=power_t, tol=tol, patience=patience,
-        monitor="val_loss" if early_stopping else "loss", lr_factor=0.5, lr_min=1e-6 * opt.lr,
-        restore_best=early_stopping,
-        train_accuracy="accuracy" in metrics and model._loss in (CROSS_ENTROPY, BCE),
-        progress=progress,
-    )
-    state = _loop.State(rng=rng, lr=opt.lr)
-    return _loop.run(model, X, Y, sw, plan, state, History(), val, callbacks, K)
+        X, Y = X[kept], Y[kept]
+        sw = None if sw is None else sw[kept]
+    train_accuracy = ("accuracy" in metrics and spec.loss in (CROSS_ENTROPY, BCE)
+                      and not on_device)
+    return train(model, K, X, Y, sw, opt.restart(), epochs=epochs, batch_size=batch_size, l2=l2,
+                 rng=rng if shuffle else None, tol=tol, patience=patience,
+                 monitor="val_loss" if early_stopping else "loss",
+                 restore_best=early_stopping, val=val, train_accuracy=train_accuracy,
+                 progress=progress, callbacks=callbacks)
 
+
+def train(model, K, X, Y, sw, opt, *, epochs, batch_size, l2=0.0, rng=None, tol=None,
+          patience=10, monitor="loss", restore_best=False, val=None, train_accuracy=False,
+          loss_scale=1.0, progress=False, callbacks=(), state=None, history=None):
+    """Run the one epoch loop on checked data: the body, hooks and orders the options ask for.
+
+    ``X``, ``Y`` (dense targets) and ``sw`` are checked host arrays, or ``X`` a checked device
+    array for a device backend ``K``; ``val`` is None or host ``(X_val, Y_val, sw_val)``;
+    ``rng`` None means no shuffling; ``state`` (``_loop.State``) carries the plateau record and
+    samples seen between calls. Each epoch does only the work asked for: no metrics, plateau
+    record, callbacks or progress bar unless requested.
+    """
+    state = _loop.State() if state is None else state
+    history = History() if history is None else history
+    X_host = X if not (K.ON_DEVICE and K.is_device_array(X)) else None
+    Y_host, sw_host = Y, sw
+    bs = min(batch_size, X.shape[0])
+    if K.ON_DEVICE:  # the data goes up once per call
+        X, Y = K.to_backend(X), K.to_backend(Y)
+        sw = None if sw is None else K.to_backend(sw)
+    body = body_for(model, K, opt, X, Y, sw, bs, progress)
+    hooks = []
+    if val is not None or (train_accuracy and X_host is not None):
+        K_eval = _backend.kernels("numpy") if K.ON_DEVICE else K
+        hooks.append(_hooks.Metrics(model, K_eval,
+                                    (X_host, Y_host, sw_host) if train_accuracy else None,
+                                    val, loss_scale))
+    if tol is not None or opt.schedule.name == "adaptive" or monitor != "loss":
+        hooks.append(_hooks.Plateau(model, opt, state, history, tol, patience, monitor,
+                                    restore_best))
+    hooks.append(_hooks.Record(history))
+    if callbacks:
+        hooks.append(_hooks.Callbacks(callbacks))
+    bar = _hooks.Progress(epochs * body.n_batches) if progress else None
+    orders = None if rng is None else _loop.Orders(rng, X.shape[0], epochs)
+    plan = _loop.Plan(epochs=epochs, l2=l2, loss_scale=loss_scale)
+    return _loop.run(model, body, opt, plan, state, history, hooks, orders, bar)

@@ -36,6 +36,8 @@ return anything, and never checks.
 
 from dataclasses import dataclass
 
+from ._threads import get_num_threads, set_num_threads  # noqa: F401  (fastnn re-exports them)
+
 
 @dataclass(frozen=True)
 class Spec:

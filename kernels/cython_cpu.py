@@ -2,9 +2,10 @@
 
 Importing this module (done lazily by ``fastnn._backend``) picks the build of the extension for
 this CPU (``ext``: the AVX2 + FMA build ``_cython_cpu_avx2`` where the CPU has both and it was
-built, else the baseline ``_cython_cpu``), loads fastnn's BLAS (``fastnn._blas``), hands its
-sgemm/dgemm to the extension and gives it fastnn's thread count; the contract functions are the
-extension's own, so a call pays no Python wrapper.
+built, else the baseline ``_cython_cpu``; both are compiled from ``kernels/_cython/``), loads
+fastnn's BLAS (``fastnn.kernels._blas``), hands its sgemm/dgemm to the extension and gives it
+fastnn's thread count. The contract functions are the extension's own, so a call pays no Python
+wrapper; the memory helpers are the reference backend's (host NumPy arrays).
 
 ``FASTNN_CYTHON_BUILD=baseline`` (or ``avx2``) overrides the choice; asking for the AVX2 build on
 a CPU without AVX2 and FMA is an error, never an illegal instruction.
@@ -14,9 +15,9 @@ import importlib
 import importlib.util
 import os
 
-import numpy as np
-
 from . import _blas, _threads
+# host memory: NumPy arrays, as the reference backend's
+from .reference import ON_DEVICE, to_backend, to_host, zeros  # noqa: F401
 
 _PACKAGE = __name__.rpartition(".")[0]
 _MODULES = {"baseline": _PACKAGE + "._cython_cpu", "avx2": _PACKAGE + "._cython_cpu_avx2"}
@@ -63,47 +64,27 @@ def _libgomp_loaded():
 
 
 _USER_POLICY = os.environ.get("OMP_WAIT_POLICY", "").strip().lower()
-_SET_WAIT_POLICY = not _USER_POLICY and "GOMP_SPINCOUNT" not in os.environ
+WAIT_POLICY_SET = not _USER_POLICY and "GOMP_SPINCOUNT" not in os.environ  # fastnn chose PASSIVE
 # the OpenMP loops may use several threads only if their idle threads will sleep
 OPENMP_SHARED_SPINNING = _libgomp_loaded() and _USER_POLICY != "passive"
-if _SET_WAIT_POLICY:
+if WAIT_POLICY_SET:
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 try:
     ext = importlib.import_module(_MODULES[BUILD])
 finally:
-    if _SET_WAIT_POLICY:
+    if WAIT_POLICY_SET:
         del os.environ["OMP_WAIT_POLICY"]
-# the kernel contract
+# the kernel contract: the extension's own functions, so a call pays no Python wrapper
 adam_update, backward, forward = ext.adam_update, ext.backward, ext.forward
 momentum_update, output_step, sgd_update = ext.momentum_update, ext.output_step, ext.sgd_update
-train_epoch = ext.train_epoch
-# train_step's compiled checks, which fastnn.model also uses with the numba backend
-all_finite, copy_into, step_inputs = ext.all_finite, ext.copy_into, ext.step_inputs
+train_epoch, update = ext.train_epoch, ext.update
+all_finite, copy_into = ext.all_finite, ext.copy_into
+# train_step's compiled input check, which fastnn.model also uses with the numba backend
+step_inputs = ext.step_inputs
 
-ON_DEVICE = False
-
-
-def update(theta, grad, s1, s2, shapes, opt, hyper, t):
-    """One optimiser step over the whole model (placeholder until the compiled one lands)."""
-    from . import reference
-
-    reference.update_model(ext, theta, grad, s1, s2, shapes, opt, hyper, t)
-
-
-def to_backend(x, dtype=None):
-    return np.ascontiguousarray(x, dtype=dtype)
-
-
-def to_host(x):
-    return np.asarray(x)
-
-
-def zeros(shape, dtype):
-    return np.zeros(shape, dtype)
-
-
-__all__ = ["adam_update", "backward", "forward", "momentum_update", "openmp_enabled",
-           "output_step", "sgd_update", "train_epoch"]
+__all__ = ["ON_DEVICE", "adam_update", "all_finite", "backward", "copy_into", "forward",
+           "momentum_update", "openmp_enabled", "output_step", "sgd_update", "step_inputs",
+           "to_backend", "to_host", "train_epoch", "update", "zeros"]
 
 _info = _blas.load()
 ext.set_blas(_info["sgemm"], _info["dgemm"])

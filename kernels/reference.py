@@ -175,26 +175,6 @@ def _update_array(opt, hyper, p, g, s1, s2, t, l2):
         raise ValueError(f"unknown optimiser code {opt}")
 
 
-def update_model(K, theta, grad, s1, s2, shapes, opt, hyper, t):
-    """The contract's ``update`` written with backend ``K``'s element updates, layer by layer."""
-    tv, gv = param_views(theta, shapes), param_views(grad, shapes)
-    s1v = param_views(s1, shapes) if s1.size else None
-    s2v = param_views(s2, shapes) if s2.size else None
-    l2 = float(hyper[H_L2])
-    lr = float(hyper[H_LR])
-    for l in range(len(tv)):
-        for j, pen in ((0, l2), (1, 0.0)):
-            p, g = tv[l][j], gv[l][j]
-            if opt == OPT_SGD:
-                K.sgd_update(p, g, lr, pen)
-            elif opt == OPT_ADAM:
-                K.adam_update(p, g, s1v[l][j], s2v[l][j], lr, float(hyper[H_BETA1]),
-                              float(hyper[H_BETA2]), float(hyper[H_EPS]), t, pen)
-            else:
-                K.momentum_update(p, g, s1v[l][j], lr, float(hyper[H_MOMENTUM]), pen,
-                                  opt == OPT_NESTEROV)
-
-
 @_quiet
 def update(theta, grad, s1, s2, shapes, opt, hyper, t):
     tv, gv = param_views(theta, shapes), param_views(grad, shapes)

@@ -1,8 +1,8 @@
 """Whole epochs: per-sample SGD on the seeds' 2-2-1 network, and mini-batch fit on a small net."""
 
-from fastnn import _bench_cases
-from fastnn._bench_impls import check_against_numpy, make
-from fastnn._bench_timing import measure
+from fastnn.bench import cases as _cases
+from fastnn.bench.impls import check_against_numpy, make
+from fastnn.bench.timing import measure
 
 from .common import DTYPES, IMPLS, build
 
@@ -13,14 +13,13 @@ class _Epoch:
     param_names = ("impl", "dtype")
 
     def setup(self, impl, dtype):
-        self.impl = build(make, impl, dtype, self.case)
-        check_against_numpy(self.impl, _bench_cases.get_case(self.case), dtype)
+        self.impl = build(make, impl, dtype, self.case, check_against_numpy)
 
     def track_speedup_over_numpy(self, impl, dtype):
         """NumPy's best epoch time over this implementation's, both measured here."""
         if impl == "numpy":
             return 1.0
-        ref = make("numpy", _bench_cases.get_case(self.case), dtype)
+        ref = make("numpy", _cases.get_case(self.case), dtype)
         t_ref = min(measure(ref.run, repeat=3, min_time=0.05))
         return t_ref / min(measure(self.impl.run, repeat=3, min_time=0.05, warmup=False))
 
@@ -30,7 +29,7 @@ class _Epoch:
 class PerSampleSGD(_Epoch):
     """One epoch of batch-size-1 SGD over 1000 samples (2-2-1 sigmoid/BCE, lr 0.5)."""
 
-    case = _bench_cases.SGD1
+    case = _cases.SGD1
 
     def time_sgd_epoch(self, impl, dtype):
         self.impl.run()
@@ -39,7 +38,7 @@ class PerSampleSGD(_Epoch):
 class FitEpoch(_Epoch):
     """One ``fit`` epoch, batch 32, over 2048 samples of a 64-128-10 relu/softmax network."""
 
-    case = _bench_cases.FIT
+    case = _cases.FIT
 
     def time_fit_epoch(self, impl, dtype):
         self.impl.run()

@@ -1,7 +1,6 @@
 """The fused forward and backward kernels of one relu layer (each case's last hidden layer)."""
 
-from fastnn._bench_layer import check_layer, make_layer
-from fastnn import _bench_cases
+from fastnn.bench.layer import check_layer, make_layer
 
 from .common import DTYPES, IMPLS, STEP_CASES, build
 
@@ -14,8 +13,7 @@ class LayerKernels:
     timeout = 300
 
     def setup(self, impl, dtype, case):
-        self.layer = build(make_layer, impl, dtype, case)
-        check_layer(self.layer, _bench_cases.get_case(case), dtype)  # raises if wrong
+        self.layer = build(make_layer, impl, dtype, case, check_layer)
 
     def time_forward(self, impl, dtype, case):
         self.layer.forward()

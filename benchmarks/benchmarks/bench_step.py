@@ -1,8 +1,8 @@
 """One ``train_step`` (forward, fused loss, backward, SGD update) on the four standard cases."""
 
-from fastnn import _bench_cases
-from fastnn._bench_impls import check_against_numpy, make
-from fastnn._bench_timing import measure
+from fastnn.bench import cases as _cases
+from fastnn.bench.impls import check_against_numpy, make
+from fastnn.bench.timing import measure
 
 from .common import DTYPES, HEAVY, IMPLS, STEP_CASES, build
 
@@ -15,8 +15,7 @@ class TrainStep:
     timeout = 600
 
     def setup(self, impl, dtype, case):
-        self.impl = build(make, impl, dtype, case)
-        check_against_numpy(self.impl, _bench_cases.get_case(case), dtype)  # raises if wrong
+        self.impl = build(make, impl, dtype, case, check_against_numpy)
 
     def time_train_step(self, impl, dtype, case):
         self.impl.run()
@@ -36,7 +35,7 @@ class TrainStepMemorySpeedup:
         """NumPy's best time per step over this implementation's, both measured here."""
         if impl == "numpy":
             return 1.0
-        ref = make("numpy", _bench_cases.get_case(case), dtype)
+        ref = make("numpy", _cases.get_case(case), dtype)
         t_ref = min(measure(ref.run, repeat=3, min_time=0.02))
         t_impl = min(measure(self.impl.run, repeat=3, min_time=0.02, warmup=False))
         return t_ref / t_impl

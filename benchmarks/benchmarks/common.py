@@ -8,8 +8,9 @@ asv imports the suite, so its forked benchmark processes do not pay for the impo
 
 import importlib.util
 
-from fastnn import _bench_cases
-from fastnn._bench_impls import Unavailable, fastnn_names
+from fastnn.bench import cases as _cases
+from fastnn.bench.base import Unavailable
+from fastnn.bench.impls import fastnn_names
 
 for _name in ("torch", "jax"):
     if importlib.util.find_spec(_name) is not None:
@@ -20,15 +21,22 @@ for _name in ("torch", "jax"):
 
 IMPLS = fastnn_names() + ["torch", "jax"]
 DTYPES = ["float32", "float64"]
-STEP_CASES = list(_bench_cases.STANDARD)
-HEAVY = _bench_cases.STANDARD[-1]
+STEP_CASES = list(_cases.STANDARD)
+HEAVY = _cases.STANDARD[-1]
 
 
-def build(make, impl, dtype, case):
-    """``make(impl, case, dtype)``, turning "cannot run here" into asv's skip."""
+def build(make, impl, dtype, case, check):
+    """``make(impl, case, dtype)``, checked against NumPy by ``check(obj, case, dtype)``.
+
+    "Cannot run here" becomes asv's skip (NotImplementedError); a wrong answer raises
+    AssertionError, so no benchmark times it.
+    """
     if case == HEAVY and dtype != "float32":
         raise NotImplementedError("the heavy case runs in float32 only, to keep the suite short")
+    case = _cases.get_case(case)
     try:
-        return make(impl, _bench_cases.get_case(case), dtype)
+        obj = make(impl, case, dtype)
     except Unavailable as exc:
         raise NotImplementedError(str(exc)) from None
+    check(obj, case, dtype)
+    return obj

@@ -93,7 +93,7 @@ def test_loss_is_inferred_and_checked():
 def test_layers_are_views_of_the_model():
     model = fastnn.MLP.from_sizes([3, 4, 2], seed=0)
     model.layers[0].W = np.ones((4, 3))
-    np.testing.assert_array_equal(model._theta[:12], 1)
+    np.testing.assert_array_equal(model.store.theta[:12], 1)
 
 
 # --- inference --------------------------------------------------------------------------
@@ -307,7 +307,7 @@ def test_pickle_round_trip_keeps_layers_bound(backend, rng):
     clone = pickle.loads(pickle.dumps(model))
     np.testing.assert_array_equal(clone.predict_proba(X), model.predict_proba(X))
     clone.train_step(X, y, 0.5)
-    np.testing.assert_array_equal(clone._theta[:40], clone.layers[0].W.ravel())
+    np.testing.assert_array_equal(clone.store.theta[:40], clone.layers[0].W.ravel())
     assert not np.array_equal(clone.layers[0].W, model.layers[0].W)
 
 

@@ -76,8 +76,8 @@ def test_exploding_identity_net_raises_and_keeps_finite_parameters(backend, dtyp
     epoch, step = _parse(err.value)
     assert 1 <= epoch <= 200 and 1 <= step <= 8
     assert _all_params_finite(model)
-    assert np.isfinite(model._theta).all()
-    for state in (model._s1, model._s2):  # optimiser state restored too
+    assert np.isfinite(model.store.theta).all()
+    for state in (model.store.s1, model.store.s2):  # optimiser state restored too
         assert np.isfinite(state).all()
     assert model.forward(X[:3]).shape == (3, 1)  # still usable (values may overflow)
 
@@ -97,7 +97,7 @@ def test_divergence_in_the_loss_names_the_exact_step_float64(backend, batch_size
                   progress=False)
     per_epoch = n // batch_size
     assert _parse(err.value) == (done // per_epoch + 1, done % per_epoch + 1)
-    np.testing.assert_array_equal(model._theta, ref._theta)  # the last finite parameters
+    np.testing.assert_array_equal(model.store.theta, ref.store.theta)  # the last finite parameters
     assert _all_params_finite(model)
 
 
@@ -127,7 +127,7 @@ def test_divergence_in_the_update_names_the_exact_step_float32(backend):
     with pytest.raises(FloatingPointError) as err:
         model.fit(X, y, epochs=3, batch_size=1, lr=lr, shuffle=False, progress=False)
     assert _parse(err.value) == (1, done + 1)
-    np.testing.assert_array_equal(model._theta, ref._theta)
+    np.testing.assert_array_equal(model.store.theta, ref.store.theta)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -147,7 +147,7 @@ def test_divergence_in_a_later_epoch_names_that_epoch(backend, dtype):
         pytest.fail("the epochs before the reported one must not diverge")
     assert _all_params_finite(model)
     if dtype == np.float64:  # the loss overflowed before any update did: exact match
-        np.testing.assert_array_equal(model._theta, again._theta)
+        np.testing.assert_array_equal(model.store.theta, again.store.theta)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -158,34 +158,34 @@ def test_nan_from_inf_minus_inf_is_caught(backend, dtype):
     big = float(np.finfo(dtype).max) / 4
     model.layers[0].W = np.full((4, 2), big)
     model.layers[1].W = np.array([[1, 1, 1, 1], [-1, -1, -1, -1], [1, -1, 1, -1]]) * big
-    before = model._theta.copy()
+    before = model.store.theta.copy()
     X, y = np.array([[1.0, 1.0]] * 4), np.array([0, 1, 2, 0])
     with pytest.raises(FloatingPointError, match=r"epoch 1, step 1"):
         model.fit(X, y, epochs=2, batch_size=2, lr=0.1, progress=False)
-    np.testing.assert_array_equal(model._theta, before)
+    np.testing.assert_array_equal(model.store.theta, before)
     with pytest.raises(FloatingPointError):
         model.train_step(X, y, lr=0.1)
-    np.testing.assert_array_equal(model._theta, before)
+    np.testing.assert_array_equal(model.store.theta, before)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_train_step_with_a_non_finite_loss_leaves_the_model_unchanged(backend, dtype):
     model = _scalar_net(dtype)
     model.layers[0].W = [[float(np.finfo(dtype).max) / 2]]
-    before = model._theta.copy()
+    before = model.store.theta.copy()
     with pytest.raises(FloatingPointError, match="not finite"):
         model.train_step([[4.0]], [0.0], lr=1e-3)  # z = 2 * max overflows
-    np.testing.assert_array_equal(model._theta, before)
+    np.testing.assert_array_equal(model.store.theta, before)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_train_step_whose_update_overflows_leaves_the_model_unchanged(backend, dtype):
     model = _scalar_net(dtype)
-    before = model._theta.copy()
+    before = model.store.theta.copy()
     lr = float(np.finfo(dtype).max)  # finite loss and gradient, but W - lr * dW overflows
     with pytest.raises(FloatingPointError, match="overflow"):
         model.train_step([[1.0]], [-3.0], lr=lr)
-    np.testing.assert_array_equal(model._theta, before)
+    np.testing.assert_array_equal(model.store.theta, before)
     assert model.train_step([[1.0]], [0.0], lr=0.1) == pytest.approx(0.5)  # still trains
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import io as fio
+from fastnn import _format as fio
 
 
 def _trained(rng, dtype=np.float32, optimizer="adam"):
@@ -27,7 +27,7 @@ def test_round_trip_predicts_bit_for_bit(backend, rng, tmp_path, dtype):
     assert again.sizes == model.sizes and again.dtype == model.dtype
     assert [l.activation for l in again.layers] == [l.activation for l in model.layers]
     assert again.loss_name == model.loss_name
-    np.testing.assert_array_equal(again._theta, model._theta)
+    np.testing.assert_array_equal(again.store.theta, model.store.theta)
     np.testing.assert_array_equal(again.predict_proba(X), model.predict_proba(X))
     np.testing.assert_array_equal(again.layers[1].W, model.layers[1].W)  # layers stay bound
 
@@ -36,12 +36,12 @@ def test_optimizer_state_lets_training_resume_exactly(rng, tmp_path):
     model, X, y = _trained(rng, np.float64, "adam")
     model.save(tmp_path / "m.npz")
     again = fastnn.load(tmp_path / "m.npz")
-    assert again._opt_t == model._opt_t > 0
+    assert again.store.step == model.store.step > 0
     for m in (model, again):
         m.fit(X, y, epochs=2, lr=0.01, optimizer="adam", seed=1, progress=False)
-    np.testing.assert_array_equal(again._theta, model._theta)
+    np.testing.assert_array_equal(again.store.theta, model.store.theta)
     model.save(tmp_path / "bare.npz", optimizer_state=False)
-    assert fastnn.load(tmp_path / "bare.npz")._opt_code is None
+    assert fastnn.load(tmp_path / "bare.npz").store.opt_code is None
 
 
 def test_suffix_is_kept_and_extra_arrays_round_trip(rng, tmp_path):

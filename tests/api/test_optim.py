@@ -45,7 +45,7 @@ def test_fit_options_match_the_reference_backend(backend, rng, options):
         fastnn.set_backend(name)
         model = _model()
         h = _fit(model, X, y, epochs=4, batch_size=16, seed=1, **options)
-        runs.append((h.loss, h.lr, model._theta.copy()))
+        runs.append((h.loss, h.lr, model.store.theta.copy()))
     np.testing.assert_allclose(runs[0][0], runs[1][0], rtol=1e-9)
     assert runs[0][1] == runs[1][1]
     np.testing.assert_allclose(runs[0][2], runs[1][2], rtol=1e-8, atol=1e-12)
@@ -174,7 +174,7 @@ def test_integer_weights_equal_repeated_rows_in_full_batch_descent(backend, rng)
     hb = _fit(b, np.repeat(X, w, axis=0), np.repeat(y, w), epochs=5, batch_size=1000, lr=0.2,
               shuffle=False, l2=0.01)
     np.testing.assert_allclose(ha.loss, hb.loss, rtol=1e-10)
-    np.testing.assert_allclose(a._theta, b._theta, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(a.store.theta, b.store.theta, rtol=1e-9, atol=1e-12)
 
 
 def test_weights_only_matter_by_ratio(rng):
@@ -183,7 +183,7 @@ def test_weights_only_matter_by_ratio(rng):
     a, b = _model(), _model()
     _fit(a, X, y, epochs=3, lr=0.1, sample_weight=w, seed=0)
     _fit(b, X, y, epochs=3, lr=0.1, sample_weight=7.5 * w, seed=0)
-    np.testing.assert_allclose(a._theta, b._theta, rtol=1e-12)
+    np.testing.assert_allclose(a.store.theta, b.store.theta, rtol=1e-12)
 
 
 # --- callbacks ----------------------------------------------------------------------------
@@ -232,14 +232,14 @@ def test_divergence_names_epoch_and_step_and_keeps_finite_parameters(backend, rn
     X, y, model = _exploding(rng, dtype)
     with pytest.raises(FloatingPointError, match=r"epoch \d+, step \d+") as info:
         _fit(model, X, y, epochs=500, batch_size=16, lr=5.0, shuffle=False)
-    assert np.isfinite(model._theta).all()
+    assert np.isfinite(model.store.theta).all()
     epoch = int(re.search(r"epoch (\d+)", str(info.value)).group(1))
     assert re.search(r"step 1\b", str(info.value))  # one full batch per epoch
     # the parameters are those after the last finite update: epoch - 1 full epochs
     again = _exploding(np.random.default_rng(0), dtype)[2]
     if epoch > 1:
         _fit(again, X, y, epochs=epoch - 1, batch_size=16, lr=5.0, shuffle=False)
-    np.testing.assert_array_equal(model._theta, again._theta)
+    np.testing.assert_array_equal(model.store.theta, again.store.theta)
 
 
 # --- validation at the boundary -----------------------------------------------------------
@@ -269,11 +269,11 @@ BAD_OPTIONS = [
 def test_bad_options_raise_before_anything_changes(rng, message, options):
     X, y = _blobs(rng, n=40)
     model = _model()
-    before = model._theta.copy()
+    before = model.store.theta.copy()
     with pytest.raises(ValueError, match=message):
         _fit(model, X, y, epochs=2, **options)
-    np.testing.assert_array_equal(model._theta, before)
-    assert model._opt_code is None
+    np.testing.assert_array_equal(model.store.theta, before)
+    assert model.store.opt_code is None
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
@@ -291,7 +291,7 @@ def test_divergence_keeps_exactly_the_last_finite_update(backend, lr, progress):
     model = fresh()
     with pytest.raises(FloatingPointError) as info:
         model.fit(X, y, epochs=50, batch_size=4, lr=lr, shuffle=False, progress=progress)
-    assert np.isfinite(model._theta).all()
+    assert np.isfinite(model.store.theta).all()
     epoch, step = map(int, re.search(r"epoch (\d+), step (\d+)", str(info.value)).groups())
     again = fresh()
     if epoch > 1:
@@ -299,5 +299,5 @@ def test_divergence_keeps_exactly_the_last_finite_update(backend, lr, progress):
     if step > 1:
         again.fit(X[:4 * (step - 1)], y[:4 * (step - 1)], epochs=1, batch_size=4, lr=lr,
                   shuffle=False, progress=False)
-    np.testing.assert_array_equal(model._theta, again._theta)
-    assert np.isfinite(again._theta).all()
+    np.testing.assert_array_equal(model.store.theta, again.store.theta)
+    assert np.isfinite(again.store.theta).all()

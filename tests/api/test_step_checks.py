@@ -10,7 +10,7 @@ import pytest
 from helpers import COMPILED_BACKENDS, DTYPES
 
 import fastnn
-from fastnn import model as model_module
+from fastnn import _validation
 
 cy = pytest.importorskip("fastnn.kernels.cython_cpu")
 
@@ -100,7 +100,7 @@ def _train(backend, dtype, X, y, lr, steps=3):
     fastnn.set_backend(backend)
     m = fastnn.MLP.from_sizes([5, 6, 4], dtype=dtype, seed=1)
     losses = [m.train_step(X, y, lr) for _ in range(steps)]
-    return losses, m._theta.copy()
+    return losses, m.store.theta.copy()
 
 
 @pytest.mark.parametrize("backend_name", COMPILED_BACKENDS)
@@ -113,7 +113,7 @@ def test_train_step_agrees_with_the_numpy_checks(backend_name, dtype, monkeypatc
             n = batch.shape[0]
             fast = _train(backend_name, dtype, batch, y[:n], 0.1)
             with monkeypatch.context() as mp:
-                mp.setattr(model_module, "_step_helpers", lambda K: None)
+                mp.setattr(fastnn.model, "compiled_batch_check", lambda K: None)
                 slow = _train(backend_name, dtype, batch, y[:n], 0.1)
             assert fast[0] == slow[0]
             np.testing.assert_array_equal(fast[1], slow[1])
@@ -138,11 +138,11 @@ def test_bad_batch_raises_and_leaves_the_model_unchanged(backend, dtype, message
     X, y = _batch(dtype)
     m = fastnn.MLP.from_sizes([5, 6, 4], dtype=dtype, seed=1)
     m.train_step(X, y, 0.1)  # the buffers exist, sized for this batch
-    before = m._theta.copy()
+    before = m.store.theta.copy()
     bad_X, bad_y = change(X, y)
     with pytest.raises(ValueError, match=message):
         m.train_step(bad_X, bad_y, 0.1)
-    np.testing.assert_array_equal(m._theta, before)
+    np.testing.assert_array_equal(m.store.theta, before)
     m.train_step(X, y, 0.1)  # and it still trains
 
 
@@ -160,7 +160,7 @@ def test_train_step_lr_check(backend, lr):
 
 
 def test_numpy_backend_keeps_its_numpy_checks():
-    assert model_module._step_helpers(fastnn._backend.kernels("numpy")) is None
+    assert _validation.compiled_batch_check(fastnn._backend.kernels("numpy")) is None
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -9,8 +9,10 @@ import pytest
 from fastnn import _validation as V
 from fastnn.kernels.codes import BCE, CROSS_ENTROPY, MSE
 import fastnn
-from fastnn._loop import Plan, State, _Orders, _plateau
-from fastnn.training import History
+from fastnn._hooks import Plateau
+from fastnn._loop import Orders, State
+from fastnn.history import History
+from fastnn.optim import SGD
 
 DTYPES = [np.float32, np.float64]
 SIZES = [1, 2, 7, V._SMALL, V._SMALL + 1, 3 * V._SMALL]  # both sides of the small-array path
@@ -123,10 +125,10 @@ def test_check_fraction_intervals():
 
 def test_plateau_counts_a_fall_of_exactly_tol_as_improvement():
     """scikit-learn's rule: no improvement when ``loss > best - tol``."""
-    plan = Plan(epochs=10, batch_size=1, opt=None, tol=0.25, patience=2)
-    state, history = State(rng=None, lr=0.1), History()
-    stops = [_plateau(plan, state, {"loss": v}, None, history, e)
-             for e, v in enumerate([1.0, 0.75, 0.5, 0.3, 0.2], 1)]
+    state, history = State(), History()
+    plateau = Plateau(None, SGD(0.1), state, history, tol=0.25, patience=2, monitor="loss",
+                      restore_best=False)
+    stops = [plateau.epoch_end(e, {"loss": v}) for e, v in enumerate([1.0, 0.75, 0.5, 0.3, 0.2], 1)]
     # 0.75 and 0.5 fall by exactly tol: improvements; 0.3 and 0.2 do not: the second stops
     assert stops == [None, None, None, None, "no_improvement"]
     assert state.best == 0.2 and history.best_epoch == 5
@@ -139,9 +141,9 @@ def test_block_orders_are_the_permutations_drawn_one_at_a_time(n, epochs, taken)
     """Orders drawn in blocks equal rng.permutation(n) epoch by epoch, and after settle the
     generator stands where those calls leave it (however many of the block were used)."""
     ours, theirs = np.random.default_rng(n + epochs), np.random.default_rng(n + epochs)
-    orders = _Orders(ours, n, epochs)
-    for _ in range(taken):
-        np.testing.assert_array_equal(orders.take(), theirs.permutation(n))
+    orders = Orders(ours, n, epochs)
+    for epoch in range(1, taken + 1):
+        np.testing.assert_array_equal(orders.take(epoch), theirs.permutation(n))
     orders.settle()
     assert ours.bit_generator.state == theirs.bit_generator.state
 

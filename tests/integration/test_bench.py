@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fastnn import _bench_cases as C
-from fastnn import _bench_impls as I
 from fastnn import bench
-from fastnn._bench_layer import FastnnLayer, check_layer, make_layer
-from fastnn._bench_machine import gemm_rates, sgemm_from_address
-from fastnn._bench_timing import measure
+from fastnn.bench import cases as C
+from fastnn.bench import impls as I
+from fastnn.bench.layer import FastnnLayer, check_layer, make_layer
+from fastnn.bench.machine import gemm_rates, sgemm_from_address
+from fastnn.bench.timing import measure
 
 TINY = "8x8-16-3"
 ROOT = Path(__file__).resolve().parents[2]

@@ -86,7 +86,7 @@ def test_training_one_model_while_another_predicts(backend):
     assert not mismatches
     # the concurrent run trained exactly as a run alone does
     reference.fit(X, y, epochs=5, batch_size=16, lr=0.1, seed=0, progress=False)
-    np.testing.assert_array_equal(trained._theta, reference._theta)
+    np.testing.assert_array_equal(trained.store.theta, reference.store.theta)
 
 
 def test_independent_models_train_in_parallel_threads(backend):
@@ -98,7 +98,7 @@ def test_independent_models_train_in_parallel_threads(backend):
               progress=False)
         for _ in range(50):
             m.train_step(X[:16], y[:16], lr=0.01)
-        return m._theta.copy()
+        return m.store.theta.copy()
 
     with ThreadPoolExecutor(4) as pool:
         parallel = list(pool.map(train, range(4)))
@@ -128,7 +128,7 @@ def test_predicting_while_the_same_model_trains_never_crashes(backend):
         t.join()
     assert shapes and set(shapes) == {(10, 4)}
     alone.fit(X, y, epochs=3, batch_size=16, lr=0.1, seed=0, progress=False)
-    np.testing.assert_array_equal(model._theta, alone._theta)  # reads never disturb training
+    np.testing.assert_array_equal(model.store.theta, alone.store.theta)  # reads never disturb training
 
 
 def test_backend_selection_is_thread_safe():

@@ -23,6 +23,9 @@ import fastnn
 from fastnn import distributed
 from fastnn.optim import get_optimizer
 from fastnn.training import fit as serial_fit
+from fastnn._trainer import body_for
+from fastnn._validation import targets
+from fastnn.kernels.codes import H_L2
 
 WORKER = Path(__file__).resolve().parents[1] / "mpi_scripts" / "worker.py"
 TIMEOUT = 180  # seconds per launch: generous for a first Numba compile on a loaded machine
@@ -96,7 +99,7 @@ def serial_reference(backend, opt, output, k, size):
                        optimizer=opt, shuffle=False, progress=False, l2=worker.L2)
         penalty = 0.5 * worker.L2 * sum(float(np.sum(layer.W ** 2)) for layer in model.layers)
         losses.append(total / rows + penalty)
-    return model._theta, np.array(losses)
+    return model.store.theta, np.array(losses)
 
 
 @pytest.fixture(autouse=True)
@@ -116,36 +119,50 @@ def test_one_step_matches_the_serial_fit(backend, opt, rng):
                progress=False, l2=0.01)
     m = worker.model("softmax", 3)
     o = get_optimizer(opt, 0.1)
-    hyper = o.hyper()
-    s1, s2 = m._optimizer_state(o)
+    spec = m.spec
     P = m.n_params
-    send = np.zeros(P + 3)
-    Y = m._targets(y, 9)
+    Y = targets(y, spec.loss, 9, spec.n_out, spec.dtype)
     K = fastnn._backend.kernels()
-    distributed._local_step(K, m, X, Y, slice(0, 9), send,
-                            distributed.param_views(send[:P], m._shapes), m._workspace(9), 9)
-    assert send[P] == 9 and send[P + 2] == 0
-    distributed._update(K, m, o.code, hyper, send[:P] / 9, s1, s2, 1, 0.01)
-    np.testing.assert_allclose(m._theta, ref._theta, rtol=1e-12, atol=1e-14)
+    body = body_for(m, K, o, X, Y, None, 9, False, reducer=_Alone(), n_batches=1, rows=9)
+    body.trainer.hyper[:] = o.hyper()
+    body.trainer.hyper[H_L2] = 0.01
+    body.epoch(None, 1, None)
+    assert body.send[P] == 9 and body.send[P + 2] == 0
+    np.testing.assert_allclose(m.store.theta, ref.store.theta, rtol=1e-12, atol=1e-14)
+
+
+class _Alone:
+    """The reducer of a single process: the sum over one rank is its own part."""
+
+    def allreduce(self, send, recv):
+        recv[...] = send
+
+    def failed(self, exc, what):
+        raise RuntimeError(what) from exc
+
+    def diverged(self, local_bad, where, what, kept):
+        raise FloatingPointError(f"{where}: {what}")
 
 
 def test_checkpoint_round_trip_and_foreign_files(tmp_path, rng):
     m = worker.model("softmax", 3)
-    s1, s2 = m._optimizer_state(get_optimizer("adam", 0.1))
+    o = get_optimizer("adam", 0.1)
+    m.store.use_optimizer(o.code, o.n_state)
+    s1 = m.store.s1
     s1[:] = rng.normal(size=s1.size)
-    m._opt_t = 4
+    m.store.step = 4
     path = tmp_path / "c.npz"
     distributed.save_checkpoint(path, m, 3, 7, [1.0, 0.5])
     got, extra = distributed.load_checkpoint(path)
-    np.testing.assert_array_equal(got._theta, m._theta)
-    np.testing.assert_array_equal(got._s1, s1)
-    assert got._opt_t == 4 and got._opt_code == m._opt_code
+    np.testing.assert_array_equal(got.store.theta, m.store.theta)
+    np.testing.assert_array_equal(got.store.s1, s1)
+    assert got.store.step == 4 and got.store.opt_code == m.store.opt_code
     assert int(extra["epoch"]) == 3 and int(extra["seed"]) == 7
     assert list(extra["loss"]) == [1.0, 0.5]
     m.save(tmp_path / "model.npz")
     with pytest.raises(ValueError, match="not a distributed checkpoint"):
         distributed.load_checkpoint(tmp_path / "model.npz")
-    np.savez(tmp_path / "other.npz", theta=m._theta)
+    np.savez(tmp_path / "other.npz", theta=m.store.theta)
     with pytest.raises(ValueError):
         distributed.load_checkpoint(tmp_path / "other.npz")
 

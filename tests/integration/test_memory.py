@@ -40,7 +40,7 @@ def test_rss_is_flat_over_10000_train_steps(backend):
         model.train_step(X, y, lr=0.01)
     gc.collect()
     growth = rss_mb() - before
-    assert np.isfinite(model._theta).all()
+    assert np.isfinite(model.store.theta).all()
     assert growth < BOUND_MB, f"RSS grew {growth:.1f} MB over {STEPS} train_step calls"
 
 

@@ -85,6 +85,9 @@ def fold(request):
 def test_codes_match_table():
     for name, value in cy.CODES.items():
         assert getattr(C, name) == value, name
+    # generated from the table by setup.py: every integer code is there, none is left out
+    table = {n for n, v in vars(C).items() if n.isupper() and type(v) is int}
+    assert set(cy.CODES) == table
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -207,6 +210,73 @@ def test_updates(dtype, size, l2):
     for x, y in ((a, b_), (ma, mb), (va, vb)):
         np.testing.assert_allclose(x, y, **tol(dtype))
     assert not np.array_equal(a, p)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("opt", [C.OPT_SGD, C.OPT_MOMENTUM, C.OPT_NESTEROV, C.OPT_ADAM])
+@pytest.mark.parametrize("l2", [0.0, 0.01])
+@pytest.mark.parametrize("sizes", [[3, 1], [5, 9, 7, 3], [300, 257, 2]])
+def test_update_whole_model(dtype, opt, l2, sizes):
+    """The contract's update: one call over the model, as reference's; L2 on weights only."""
+    rng = np.random.default_rng(len(sizes) + opt)
+    shapes = np.array([(o, i) for i, o in zip(sizes[:-1], sizes[1:])], np.int64)
+    P = layout.param_size(shapes)
+    theta, grad, s1, s2 = rng_arrays(opt + 11, dtype, (P,), (P,), (P,), (P,))
+    s2 = np.abs(s2)
+    if opt == C.OPT_SGD:
+        s1 = s2 = np.empty(0, dtype)
+    hyper = HYPER.copy()
+    hyper[C.H_L2] = l2
+    got = [a.copy() for a in (theta, s1, s2)]
+    want = [a.copy() for a in (theta, s1, s2)]
+    assert cy.update(got[0], grad, got[1], got[2], shapes, opt, hyper, 3) is None
+    ref.update(want[0], grad, want[1], want[2], shapes, opt, hyper, 3)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, **tol(dtype))
+    assert not np.array_equal(got[0], theta)
+    if opt == C.OPT_SGD:  # the biases take no L2: theta - lr * grad there, to an ulp (FMA)
+        rtol = 1e-6 if dtype == np.float32 else 1e-14
+        for (_, b), (_, b0), (_, gb) in zip(layout.param_views(got[0], shapes),
+                                            layout.param_views(theta, shapes),
+                                            layout.param_views(grad, shapes)):
+            np.testing.assert_allclose(b, b0 - dtype(hyper[C.H_LR]) * gb, rtol=rtol)
+
+
+def test_update_is_the_epoch_loops_update():
+    """train_epoch's update and the contract's update are one code: a batch through the loop
+    equals its gradients through backward plus one update call, to the bit."""
+    dtype = np.float64
+    sizes, acts, loss = [4, 6, 3], np.array([C.TANH, C.SOFTMAX]), C.CROSS_ENTROPY
+    X, Y, shapes, theta = make_problem(8, dtype, sizes, loss, 5)
+    for opt in OPTS:
+        for B in (1, 5):
+            cy.set_fold_sgd(False)
+            try:
+                got = run_epoch(cy, X[:B], Y[:B], None, None, theta, shapes, acts, loss, B, opt,
+                                HYPER, epochs=1)
+            finally:
+                cy.set_fold_sgd(True)
+            grad = np.zeros_like(theta)
+            work = np.zeros(layout.workspace_size(shapes, B), dtype)
+            # gradients without an update: lr 0 leaves theta as it was
+            hyper0 = HYPER.copy()
+            hyper0[C.H_LR] = 0.0
+            probe = theta.copy()
+            cy.set_fold_sgd(False)
+            try:
+                cy.train_epoch(X[:B], Y[:B], None, None, probe, grad, shapes, acts, loss, B,
+                               C.OPT_SGD, hyper0, np.empty(0, dtype), np.empty(0, dtype), 0,
+                               work)
+            finally:
+                cy.set_fold_sgd(True)
+            want = theta.copy()
+            state = opt != C.OPT_SGD
+            s1 = np.zeros_like(theta) if state else np.empty(0, dtype)
+            s2 = np.zeros_like(theta) if state else np.empty(0, dtype)
+            cy.update(want, grad, s1, s2, shapes, opt, HYPER, 1)
+            np.testing.assert_array_equal(got[0], want)
+            np.testing.assert_array_equal(got[1], s1)
+            np.testing.assert_array_equal(got[2], s2)
 
 
 def make_problem(seed, dtype, sizes, loss, N):

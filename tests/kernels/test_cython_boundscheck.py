@@ -1,11 +1,13 @@
 """Build the Cython kernels once with boundscheck=True and wraparound=True and run the API on them.
 
 The production build (setup.py's directives) turns bounds checks off; this test rebuilds every
-``kernels/*.pyx`` through setup.py itself, into a temporary directory, with Cython's
+``kernels/**/*.pyx`` through setup.py itself, into a temporary directory, with Cython's
 ``cythonize`` patched so the directives from setup.py are kept but ``boundscheck`` and
 ``wraparound`` are forced on. A wrong index in a kernel then raises IndexError instead of
 writing out of bounds, and the API calls below (every optimiser, both dtypes, short last
-batches, shuffling, one row, one feature) must all still run cleanly.
+batches, shuffling, one row, one feature) must all still run cleanly. The copy leaves out the
+generated ``codes.pxi``, as a fresh clone would, so the build also proves that setup.py
+generates it from ``kernels/codes.py``.
 
 It is skipped only when the source tree has no .pyx file (the Cython backend lives on its own
 branch until it is merged).
@@ -21,7 +23,8 @@ import textwrap
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-PYX = sorted((ROOT / "kernels").glob("*.pyx"))
+PYX = sorted((ROOT / "kernels").rglob("*.pyx"))
+GENERATED = "kernels/_cython/codes.pxi"  # written by setup.py, never committed
 
 pytestmark = pytest.mark.skipif(
     not PYX, reason="no kernels/*.pyx in this source tree yet (the Cython backend is on branch "
@@ -78,7 +81,7 @@ WORKLOAD = textwrap.dedent("""
                         calls += 1
                 layer = fastnn.Dense(sizes[0], 3, hidden, dtype=dtype, seed=0)
                 layer.backward(np.ones_like(layer.forward(X)))
-                assert np.isfinite(m._theta).all()
+                assert np.isfinite(m.store.theta).all()
     print("ok", calls)
 """)
 
@@ -90,7 +93,8 @@ def checked_build(tmp_path_factory):
     src = tmp / "src"
     shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
         ".git", "build", "*.so", "*.c", "*.cpp", "__pycache__", ".hypothesis", "*.egg-info",
-        ".venv*", ".asv", "benchmarks"))
+        ".venv*", ".asv", "benchmarks", pathlib.Path(GENERATED).name))
+    assert not (src / GENERATED).exists()
     lib, temp = tmp / "lib", tmp / "temp"
     script = tmp / "build_checked.py"
     script.write_text(BUILD)
@@ -106,8 +110,10 @@ def test_the_build_used_boundscheck_and_wraparound(checked_build):
     assert log.exists(), "setup.py did not call Cython.Build.cythonize"
     text = log.read_text()
     assert "('boundscheck', True)" in text and "('wraparound', True)" in text
-    generated = [p for pyx in PYX for p in (src / "kernels").glob(pyx.stem + ".c*")]
+    generated = [p for pyx in PYX
+                 for p in (src / pyx.parent.relative_to(ROOT)).glob(pyx.stem + ".c*")]
     assert generated, "cythonize produced no C/C++ file"
+    assert "CODES = {" in (src / GENERATED).read_text(), "setup.py did not generate the codes"
     assert list(lib.glob("fastnn/kernels/_cython_cpu*")), "no extension in the checked build"
     # Note: where the kernels index raw pointers (not memoryviews) Cython has nothing to check;
     # the glibc heap checks of the next test cover writes past the end of NumPy buffers there.

@@ -58,7 +58,7 @@ def equivalence(comm, out, arrays):
             X, y = shard(comm.rank, output, k)
             h = distributed.fit(m, X, y, comm=comm, epochs=EPOCHS, batch_size=BATCH, lr=LR,
                                 optimizer=opt, seed=SEED, progress=False, l2=L2)
-            arrays[f"{backend}-{opt}"] = m._theta.copy()
+            arrays[f"{backend}-{opt}"] = m.store.theta.copy()
             arrays[f"{backend}-{opt}-loss"] = np.array(h.loss)
     out["backends"] = backends
 
@@ -83,19 +83,21 @@ def faults(comm, out, arrays):
     m = model("identity", 2, dtype=np.float32)
     yr = np.random.default_rng(r).normal(size=(X.shape[0], 2)) * 100
     out["diverge"] = _outcome(lambda: fit(m, X, yr, lr=1e5, optimizer="sgd"))
-    out["diverge"]["finite"] = bool(np.isfinite(m._theta).all())
-    out["diverge"]["opt_t"] = m._opt_t
-    arrays["diverge"] = m._theta.copy()
+    out["diverge"]["finite"] = bool(np.isfinite(m.store.theta).all())
+    out["diverge"]["opt_t"] = m.store.step
+    arrays["diverge"] = m.store.theta.copy()
 
     # finite data whose logits overflow on rank 1 only, after one step (float32, no hidden layer)
     m = fastnn.MLP.from_sizes([SIZES[0], 3], output="softmax", dtype=np.float32, seed=0)
     big = X.astype(np.float32) * (np.float32(1e36) if r == 1 else np.float32(1))
     out["overflow"] = _outcome(lambda: fit(m, big, y))
-    out["overflow"]["finite"] = bool(np.isfinite(m._theta).all())
+    out["overflow"]["finite"] = bool(np.isfinite(m.store.theta).all())
 
     out["mismatch"] = _outcome(lambda: fit(model("softmax", 3), X, y, epochs=2 + (r == 1)))
 
-    real = distributed.batch_gradients
+    from fastnn import _trainer  # the step-by-step body computes each rank's gradient
+
+    real = _trainer.batch_gradients
     calls = [0]
 
     def flaky(*a):
@@ -104,11 +106,11 @@ def faults(comm, out, arrays):
             raise MemoryError("simulated failure")
         return real(*a)
 
-    distributed.batch_gradients = flaky
+    _trainer.batch_gradients = flaky
     try:
         out["raises"] = _outcome(lambda: fit(model("softmax", 3), X, y))
     finally:
-        distributed.batch_gradients = real
+        _trainer.batch_gradients = real
     out["bad_checkpoint"] = _outcome(lambda: fit(model("softmax", 3), X, y, epochs=1,
                                                  checkpoint="/nonexistent-dir/run.npz"))
     # a healthy run afterwards still works (no rank left behind in a collective)
@@ -128,12 +130,12 @@ def resume(comm, out, arrays):
     distributed.fit(part, X, y, epochs=2, checkpoint=path, **kw)
     again = model("softmax", 3, seed=99)  # a fresh process would start from other numbers
     h2 = distributed.fit(again, X, y, epochs=4, checkpoint=path, resume=True, **kw)
-    arrays["whole"], arrays["resumed"] = whole._theta.copy(), again._theta.copy()
+    arrays["whole"], arrays["resumed"] = whole.store.theta.copy(), again.store.theta.copy()
     other = fastnn.MLP.from_sizes([SIZES[0], 8, 3], seed=0, dtype=np.float64)
     out["wrong_model"] = _outcome(lambda: distributed.fit(other, X, y, epochs=4, checkpoint=path,
                                                           resume=True, **kw))
     out["loss_whole"], out["loss_resumed"] = h1.loss, h2.loss
-    out["opt_t"] = [whole._opt_t, again._opt_t]
+    out["opt_t"] = [whole.store.step, again.store.step]
 
 
 def main():

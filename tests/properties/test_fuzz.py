@@ -115,9 +115,9 @@ class Guard:
 
     def check(self, changed):
         m = self.model
-        assert np.isfinite(m._theta).all(), "non-finite parameters after a fuzzed call"
+        assert np.isfinite(m.store.theta).all(), "non-finite parameters after a fuzzed call"
         for l in m.layers:
-            assert l.W.dtype == m.dtype and np.shares_memory(l.W, m._theta)
+            assert l.W.dtype == m.dtype and np.shares_memory(l.W, m.store.theta)
         if not changed:
             np.testing.assert_array_equal(m.forward(PROBE), self.probe)
 
@@ -227,7 +227,7 @@ def test_model_construction_accepts_anything(sizes, hidden, output, dtype, seed)
         m = fastnn.MLP.from_sizes(sizes, hidden=hidden, output=output, dtype=dtype, seed=seed)
     except ALLOWED:
         return
-    assert np.isfinite(m._theta).all()
+    assert np.isfinite(m.store.theta).all()
     assert m.forward(np.zeros((1, m.sizes[0]))).shape == (1, m.sizes[-1])
 
 
@@ -253,7 +253,7 @@ def test_edge_sizes(backend, dtype):
     # a wide input
     wide = fastnn.MLP.from_sizes([50_000, 1], output="identity", dtype=dtype, seed=0)
     wide.train_step(rng.normal(size=(3, 50_000)), rng.normal(size=3), lr=1e-3)
-    assert np.isfinite(wide._theta).all()
+    assert np.isfinite(wide.store.theta).all()
 
 
 def test_fit_rejects_a_bad_seed_with_value_error():

@@ -154,7 +154,7 @@ def test_training_with_saturated_outputs_stays_finite(backend, dtype):
     m.layers[0].W = np.ones((4, 2))
     h = m.fit(X, np.zeros(32, int), epochs=3, batch_size=8, lr=0.5, progress=False)
     assert np.isfinite(h.loss).all() and h.loss[-1] < 1e-6
-    assert np.isfinite(m._theta).all()
+    assert np.isfinite(m.store.theta).all()
 
 
 def test_a_normal_workflow_emits_no_runtime_warning(backend):

@@ -105,14 +105,14 @@ def run_all(p, backend, lr=0.02):
         out["grads"] = np.concatenate([np.concatenate([dW.ravel(), db.ravel()])
                                        for dW, db in m.gradients(X, y)])
         out["step_loss"] = m.train_step(X, y, lr=lr)
-        out["after_step"] = m._theta.copy()
+        out["after_step"] = m.store.theta.copy()
         try:
             hist = m.fit(X, y, epochs=2, batch_size=3, lr=lr, optimizer="momentum",
                          shuffle=True, seed=1, progress=False)
             out["fit_loss"] = np.array(hist.loss)
         except FloatingPointError as e:  # must then diverge at the same step everywhere
             out["fit_loss"] = str(e)
-        out["after_fit"] = m._theta.copy()
+        out["after_fit"] = m.store.theta.copy()
         return out
 
 
@@ -159,7 +159,7 @@ def test_forward_of_all_rows_equals_forward_of_row_chunks(p, data):
 
 
 def _snapshot(m):
-    return (m._theta.copy(), m._s1.copy(), m._s2.copy(), m._opt_t, m._opt_code,
+    return (m.store.theta.copy(), m.store.s1.copy(), m.store.s2.copy(), m.store.step, m.store.opt_code,
             [(l.W.copy(), l.b.copy()) for l in m.layers])
 
 
@@ -222,7 +222,7 @@ def test_a_failed_call_leaves_the_model_unchanged(p, bad, optimizer):
                           progress=False)
                     b.fit(X, p["y"], epochs=1, batch_size=2, lr=0.01, optimizer=optimizer, seed=0,
                           progress=False)
-                    np.testing.assert_array_equal(a._theta, b._theta)
+                    np.testing.assert_array_equal(a.store.theta, b.store.theta)
 
 
 @settings(max_examples=scaled(15))
@@ -237,7 +237,7 @@ def test_fit_batch_size_and_shuffle_agree_across_backends(p, batch_size, shuffle
             # that is zero in exact arithmetic would flip whole steps between backends)
             h = m.fit(X, p["y"], epochs=2, batch_size=batch_size, lr=0.05,
                       optimizer="nesterov", shuffle=shuffle, seed=3, progress=False, l2=1e-3)
-            results.append((backend, np.array(h.loss), m._theta.copy()))
+            results.append((backend, np.array(h.loss), m.store.theta.copy()))
     _, loss0, theta0 = results[0]
     for backend, loss, theta in results[1:]:
         np.testing.assert_allclose(loss, loss0, **TOL[p["dtype"]], err_msg=backend)

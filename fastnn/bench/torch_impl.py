@@ -2,14 +2,15 @@
 
 import numpy as np
 
-from . import _bench_cases
-from ._bench_impls import Unavailable, threads
+from . import cases as _cases
+from .base import Unavailable, threads
 
 _ACTS = {"relu": "ReLU", "sigmoid": "Sigmoid", "tanh": "Tanh", "softplus": "Softplus",
          "identity": "Identity"}
 
 
-def _torch():
+def import_torch():
+    """``torch``, or Unavailable when PyTorch is not installed."""
     try:
         import torch
     except ImportError as exc:
@@ -23,13 +24,13 @@ class TorchImpl:
     name = "torch"
 
     def __init__(self, case, dtype):
-        torch = _torch()
+        torch = import_torch()
         torch.set_num_threads(threads())
         self.torch, self.case = torch, case
         tdtype = {np.float32: torch.float32, np.float64: torch.float64}[np.dtype(dtype).type]
         mods = []
         self.linears = []
-        for i, (W, b) in enumerate(_bench_cases.initial_params(case, dtype)):
+        for i, (W, b) in enumerate(_cases.initial_params(case, dtype)):
             lin = torch.nn.Linear(W.shape[1], W.shape[0], dtype=tdtype)
             with torch.no_grad():
                 lin.weight.copy_(torch.from_numpy(W.copy()))
@@ -39,7 +40,7 @@ class TorchImpl:
             if i < len(case.sizes) - 2:
                 mods.append(getattr(torch.nn, _ACTS[case.hidden])())
         self.net = torch.nn.Sequential(*mods)
-        X, y = _bench_cases.data(case, dtype)
+        X, y = _cases.data(case, dtype)
         self.X = torch.from_numpy(X.copy())
         if case.loss == "cross_entropy":
             self.loss_fn = torch.nn.CrossEntropyLoss()

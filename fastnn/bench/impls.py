@@ -1,32 +1,20 @@
 """The implementations that benchmarks compare, behind one small interface.
 
 Each implementation is built for a case and a dtype from the same seeded initial weights and
-data (``_bench_cases``), and offers ``run()`` (one ``train_step``, or one ``fit`` epoch for an
+data (:mod:`fastnn.bench.cases`), and offers ``run()`` (one ``train_step``, or one ``fit`` epoch for an
 epoch case) and ``params()`` (the current weights as NumPy arrays, to check against the baseline).
 "numpy" is fastnn's NumPy reference backend; the other fastnn backends, PyTorch and JAX follow.
 """
 
-import os
-
 import numpy as np
 
-from . import _bench_cases
+from . import cases as _cases
+from .base import Unavailable, build
+from .jax_impl import JaxImpl
+from .torch_impl import TorchImpl
 
-
-class Unavailable(Exception):
-    """The implementation cannot run here (not installed, or no such backend)."""
-
-
-def threads():
-    """The thread count every implementation is given: fastnn's, else the usable CPUs."""
-    try:
-        from .kernels import _threads
-    except ImportError:
-        try:
-            return len(os.sched_getaffinity(0))
-        except (AttributeError, OSError):
-            return os.cpu_count() or 1
-    return _threads.get_num_threads()
+__all__ = ["FastnnImpl", "Unavailable", "check_against_numpy", "fastnn_names", "make",
+           "mismatch", "tolerance"]
 
 
 class FastnnImpl:
@@ -39,10 +27,10 @@ class FastnnImpl:
             raise Unavailable(f"fastnn backend {backend!r} is not available here")
         self.name, self.case, self.backend = backend, case, backend
         self._fastnn = fastnn
-        self.X, self.y = _bench_cases.data(case, dtype)
+        self.X, self.y = _cases.data(case, dtype)
         self.model = fastnn.MLP.from_sizes(case.sizes, hidden=case.hidden, output=case.output,
                                            dtype=dtype)
-        for layer, (W, b) in zip(self.model.layers, _bench_cases.initial_params(case, dtype)):
+        for layer, (W, b) in zip(self.model.layers, _cases.initial_params(case, dtype)):
             layer.W, layer.b = W, b
 
     def run(self):
@@ -67,6 +55,9 @@ def fastnn_names():
     return ["numpy"] + [n for n in names if n != "numpy"]
 
 
+_OTHERS = {"torch": TorchImpl, "jax": JaxImpl}
+
+
 def make(name, case, dtype):
     """Build implementation ``name`` ("numpy", a fastnn backend, "torch" or "jax").
 
@@ -75,18 +66,7 @@ def make(name, case, dtype):
     Unavailable
         If it cannot run here.
     """
-    if isinstance(case, str):
-        case = _bench_cases.get_case(case)
-    dtype = np.dtype(dtype)
-    if name == "torch":
-        from ._bench_torch import TorchImpl
-
-        return TorchImpl(case, dtype)
-    if name == "jax":
-        from ._bench_jax import JaxImpl
-
-        return JaxImpl(case, dtype)
-    return FastnnImpl(name, case, dtype)
+    return build(name, case, dtype, FastnnImpl, _OTHERS)
 
 
 def tolerance(dtype):
@@ -125,7 +105,7 @@ def check_against_numpy(impl, case, dtype):
     Returns the relative mismatch; raises AssertionError if it exceeds :func:`tolerance`, so no
     benchmark times a wrong answer. ``impl`` must not have run yet.
     """
-    start = _bench_cases.initial_params(case, dtype)
+    start = _cases.initial_params(case, dtype)
     ref = make("numpy", case, dtype)
     ref.run()
     impl.run()

@@ -6,11 +6,12 @@ would write a per-sample loop. Every call ends with ``block_until_ready``.
 
 import numpy as np
 
-from . import _bench_cases
-from ._bench_impls import Unavailable
+from . import cases as _cases
+from .base import Unavailable
 
 
-def _jax():
+def import_jax():
+    """``jax`` with 64-bit arrays enabled, or Unavailable when JAX is not installed."""
     try:
         import jax
     except ImportError as exc:
@@ -43,7 +44,7 @@ class JaxImpl:
     name = "jax"
 
     def __init__(self, case, dtype):
-        jax = _jax()
+        jax = import_jax()
         self.jax, self.case = jax, case
         jnp = jax.numpy
         grad_fn = jax.value_and_grad(_loss_fn(jax, case))
@@ -58,8 +59,8 @@ class JaxImpl:
             return jax.lax.scan(lambda p, xy: step(p, *xy), params, (Xs, ys))
 
         self.params_ = [(jnp.asarray(W), jnp.asarray(b))
-                        for W, b in _bench_cases.initial_params(case, dtype)]
-        X, y = _bench_cases.data(case, dtype)
+                        for W, b in _cases.initial_params(case, dtype)]
+        X, y = _cases.data(case, dtype)
         if case.is_epoch:
             nb = case.n_samples // case.batch
             if nb * case.batch != case.n_samples:

@@ -7,12 +7,16 @@ The layer is a case's last hidden layer (the widest product in every standard ca
 """
 
 import functools
+import importlib
 
 import numpy as np
 
-from . import _bench_cases
-from ._bench_impls import Unavailable, threads
-from .kernels.codes import RELU
+from fastnn.kernels import BACKENDS
+from fastnn.kernels.codes import RELU
+
+from .base import Unavailable, build, threads
+from .jax_impl import import_jax
+from .torch_impl import import_torch
 
 
 @functools.lru_cache(maxsize=8)
@@ -33,15 +37,18 @@ def layer_data(case, dtype):
 
 
 class FastnnLayer:
-    """A fastnn backend's ``forward`` and ``backward`` kernels on caller-owned buffers."""
+    """A fastnn backend's contract ``forward`` and ``backward`` on caller-owned buffers.
+
+    The backend module comes from ``fastnn.kernels.BACKENDS`` (the kernel contract), once
+    ``fastnn.available_backends()`` says it runs here.
+    """
 
     def __init__(self, name, case, dtype):
         import fastnn
-        from . import _backend
 
         if name not in fastnn.available_backends():
             raise Unavailable(f"fastnn backend {name!r} is not available here")
-        self.K = _backend.kernels(name)
+        self.K = importlib.import_module(BACKENDS[name])
         X, W, b, dA = layer_data(case, dtype)
         self.X, self.W, self.b = X.copy(), W.copy(), b.copy()
         self.A = np.empty((X.shape[0], W.shape[0]), dtype)
@@ -62,10 +69,7 @@ class TorchLayer:
     """The same layer with ``torch.addmm`` and ``out=`` buffers."""
 
     def __init__(self, case, dtype):
-        try:
-            import torch
-        except ImportError as exc:
-            raise Unavailable(f"PyTorch is not installed ({exc})") from None
+        torch = import_torch()
         torch.set_num_threads(threads())
         self.torch = torch
         X, W, b, dA = (torch.from_numpy(a.copy()) for a in layer_data(case, dtype))
@@ -93,9 +97,7 @@ class JaxLayer:
     """The same layer as two jitted functions, waited for with ``block_until_ready``."""
 
     def __init__(self, case, dtype):
-        from ._bench_jax import _jax
-
-        jax = _jax()
+        jax = import_jax()
         jnp = jax.numpy
         self.jax = jax
         self.X, self.W, self.b, self.dA = (jnp.asarray(a) for a in layer_data(case, dtype))
@@ -121,16 +123,12 @@ class JaxLayer:
         return [np.asarray(a) for a in (self.A, *self.grads)]
 
 
+_OTHERS = {"torch": TorchLayer, "jax": JaxLayer}
+
+
 def make_layer(name, case, dtype):
     """Layer kernels of implementation ``name``; raises Unavailable if it cannot run here."""
-    if isinstance(case, str):
-        case = _bench_cases.get_case(case)
-    dtype = np.dtype(dtype)
-    if name == "torch":
-        return TorchLayer(case, dtype)
-    if name == "jax":
-        return JaxLayer(case, dtype)
-    return FastnnLayer(name, case, dtype)
+    return build(name, case, dtype, FastnnLayer, _OTHERS)
 
 
 def check_layer(layer, case, dtype):

@@ -6,8 +6,8 @@ import platform
 
 import numpy as np
 
-from ._bench_impls import threads
-from ._bench_timing import measure
+from .base import threads
+from .timing import measure
 
 
 def cpu_model():
@@ -25,8 +25,8 @@ def cpu_model():
 def blas_libraries():
     """``[{"library", "version", "coretype", "threads"}]`` for the BLAS libraries loaded.
 
-    Read with threadpoolctl where it is installed; fastnn's own BLAS (``fastnn._blas``) where
-    the build has one.
+    Read with threadpoolctl where it is installed; fastnn's own BLAS
+    (``fastnn.kernels.blas_info()``) where the build has one.
     """
     out = []
     try:
@@ -49,14 +49,12 @@ def blas_libraries():
 
 
 def fastnn_blas():
-    """The dict of ``fastnn._blas.load()`` if this build has its own BLAS loader, else None."""
+    """``fastnn.kernels.blas_info()`` (library, sgemm address, ...), or None where it fails."""
+    from fastnn import kernels
+
     try:
-        from .kernels import _blas
-    except ImportError:
-        return None
-    try:
-        return _blas.load()
-    except Exception:  # a broken BLAS install must not stop the benchmark
+        return kernels.blas_info()
+    except Exception:  # a missing or broken BLAS install must not stop the benchmark
         return None
 
 

@@ -1,0 +1,271 @@
+"""How batches are trained: the bodies that the one epoch loop (``_loop``) runs.
+
+``Trainer`` binds a model's store to a backend and an optimiser kind, and runs the backend's
+compiled ``train_epoch`` over a block of batches from a snapshot: when a batch's loss or gradient
+is not finite (the kernel stops before its update) or an update overflows the parameters, it
+puts back the snapshot, replays the block up to the last finite update (the replay is
+deterministic) and raises ``Diverged``. ``MLP.train_step`` is one block of one batch.
+
+The epoch bodies the loop calls:
+
+- ``CompiledEpoch``: the compiled loop over the epoch, in blocks so that a progress bar moves;
+- ``ReducedEpoch``: step by step, each batch's gradient summed over processes by a ``reducer``
+  (distributed training), then one ``update`` over the whole model.
+
+``body_for`` is the one place that decides which body runs.
+"""
+
+import math
+import time
+
+import numpy as np
+
+from .kernels.codes import N_HYPER
+from .kernels.layout import work_views
+from .kernels.passes import batch_gradients
+
+
+class Diverged(Exception):
+    """A block stopped at its ``step``-th batch (1-based): the loss or gradient was not finite,
+    or, with ``overflow``, that batch's update overflowed the parameters."""
+
+    def __init__(self, step, overflow):
+        super().__init__(step, overflow)
+        self.step, self.overflow = step, overflow
+
+
+class Trainer:
+    """A model's store bound to kernel module ``K`` and optimiser kind ``code``.
+
+    Building one gives the store its optimiser state for ``code`` (kept while the kind stays).
+    ``hyper`` is the float64 vector the kernels read; the caller fills it.
+    """
+
+    def __init__(self, model, K, code, n_state):
+        store, spec = model.store, model.spec
+        store.use_optimizer(code, n_state)
+        self.K, self.store, self.code = K, store, code
+        self.arrays = store.arrays(K)
+        self.version, self.device = store.version, K.ON_DEVICE
+        self.step_lr = None  # the rate train_step last wrote into hyper (None: someone else)
+        self.theta, self.grad, self.s1, self.s2 = self.arrays
+        self.shapes, self.acts, self.loss = spec.shapes, spec.acts, spec.loss
+        self.hyper = np.zeros(N_HYPER)
+        self.kernel, self.finite, self.copy = K.train_epoch, K.all_finite, K.copy_into
+        # copies to fall back on (empty optimiser state needs none)
+        self.saved = [(K.zeros(a.shape, a.dtype), a) for a in self.arrays[:1] + self.arrays[2:]
+                      if a.size]
+
+    def run(self, X, Y, sw, order, bs, work, steps):
+        """Train the ``steps`` batches of ``X`` (or of ``order``); returns ``(loss_sum, steps)``.
+
+        Raises Diverged, with the model as it was after the last finite update.
+        """
+        copy, theta = self.copy, self.theta
+        for keep, arr in self.saved:
+            copy(keep, arr)
+        store = self.store
+        t0 = store.step
+        loss_sum, done = self.kernel(X, Y, sw, order, theta, self.grad, self.shapes, self.acts,
+                                     self.loss, bs, self.code, self.hyper, self.s1, self.s2, t0,
+                                     work)
+        if done < steps or not self.finite(theta):
+            self._recover(X, Y, sw, order, bs, work, t0, done)
+        store.step = t0 + done
+        if self.device:
+            store.trained()
+        return loss_sum, done
+
+    def _recover(self, X, Y, sw, order, bs, work, t0, done):
+        """Replay the block up to its last update that left the parameters finite; raise."""
+        failed, overflow = done + 1, False  # the batch whose loss or gradient was not finite
+        while done > 0 and not self.finite(self.theta):
+            failed, overflow = done, True  # this update overflowed the parameters
+            done -= 1
+            self.restore()
+            if done:
+                rows = done * bs
+                if order is None:
+                    self.kernel(X[:rows], Y[:rows], None if sw is None else sw[:rows], None,
+                                self.theta, self.grad, self.shapes, self.acts, self.loss, bs,
+                                self.code, self.hyper, self.s1, self.s2, t0, work)
+                else:
+                    self.kernel(X, Y, sw, order[:rows], self.theta, self.grad, self.shapes,
+                                self.acts, self.loss, bs, self.code, self.hyper, self.s1,
+                                self.s2, t0, work)
+        if done == 0 and not self.finite(self.theta):
+            self.restore()
+        self.store.step = t0 + done
+        if self.device:
+            self.store.trained()
+        raise Diverged(failed, overflow)
+
+    def restore(self):
+        """Put back the snapshot taken at the start of the last block."""
+        for keep, arr in self.saved:
+            self.copy(arr, keep)
+
+
+def trainer_for(model, K, code, n_state):
+    """The model's Trainer for ``K`` and optimiser ``code``: the last one (kept in the store's
+    ``trainer``) while its arrays are still the store's, so ``train_step`` and repeated ``fit``
+    calls build nothing."""
+    store = model.store
+    got = store.trainer
+    if (got is None or got.K is not K or got.code != code or store.opt_code != code
+            or got.version != store.version):
+        got = store.trainer = Trainer(model, K, code, n_state)
+    elif got.device:
+        store.arrays(K)  # host edits since the last call go up first
+    return got
+
+
+class CompiledEpoch:
+    """One epoch of ``X`` through the compiled loop, in blocks of ``chunk`` rows.
+
+    ``X``, ``Y``, ``sw`` are validated arrays in the backend's memory.
+    """
+
+    def __init__(self, trainer, X, Y, sw, bs, chunk):
+        self.trainer, self.X, self.Y, self.sw, self.bs = trainer, X, Y, sw, bs
+        self.rows = n = X.shape[0]
+        self.work = trainer.store.workspace(trainer.K, bs)
+        self.blocks = [(lo, min(lo + chunk, n), -(-(min(lo + chunk, n) - lo) // bs))
+                       for lo in range(0, n, chunk)]
+        self.n_batches = -(-n // bs)
+
+    def epoch(self, order, epoch, bar):
+        """Train the epoch's batches in ``order`` (None: as stored); returns the loss sum."""
+        run, X, Y, sw, bs, work = self.trainer.run, self.X, self.Y, self.sw, self.bs, self.work
+        if len(self.blocks) == 1:
+            try:
+                loss_sum, done = run(X, Y, sw, order, bs, work, self.n_batches)
+            except Diverged as exc:
+                raise _diverged(epoch, exc.step) from None
+            if bar is not None:
+                bar.update(done)
+            return loss_sum
+        total = 0.0
+        for lo, hi, steps in self.blocks:
+            try:
+                if order is None:
+                    loss_sum, done = run(X[lo:hi], Y[lo:hi], None if sw is None else sw[lo:hi],
+                                         None, bs, work, steps)
+                else:
+                    loss_sum, done = run(X, Y, sw, order[lo:hi], bs, work, steps)
+            except Diverged as exc:
+                raise _diverged(epoch, lo // bs + exc.step) from None
+            total += loss_sum
+            if bar is not None:
+                bar.update(done)
+        return total
+
+
+def _diverged(epoch, step):
+    return FloatingPointError(
+        f"training diverged at epoch {epoch}, step {step}: the loss or a gradient is not "
+        "finite; the model keeps its last finite parameters (try a smaller learning rate)")
+
+
+class ReducedEpoch:
+    """One epoch step by step: local gradients, summed over processes, one update.
+
+    ``reducer`` sums ``[rows * grad, rows, rows * loss, error flag]`` over the processes
+    (``allreduce(send, recv)``) and turns a failure on any of them into the same exception
+    everywhere (``failed(exc, where)``, ``diverged(local_bad, where, what, kept)``). Every
+    process applies the same update, so the replicas stay identical. ``n_batches`` is the
+    largest number of local batches over the processes; a process whose rows are used up
+    contributes none, and every step is weighted by its true rows.
+    """
+
+    def __init__(self, trainer, X, Y, bs, n_batches, rows, reducer):
+        self.trainer, self.X, self.Y, self.reducer = trainer, X, Y, reducer
+        self.n_batches, self.rows = n_batches, rows
+        self.cap = min(bs, X.shape[0])  # rows per step never exceed the local data
+        self.bs = bs
+        store = trainer.store
+        P = store.size
+        self.send = np.zeros(P + 3, store.dtype)  # [n * grad, n, n * loss, error flag]
+        self.recv = np.empty_like(self.send)
+        self.gviews = store.views(self.send[:P])
+        self.params = store.views(trainer.theta)
+        self.work = store.workspace(trainer.K, self.cap)
+        self.comm_seconds = 0.0
+
+    def epoch(self, order, epoch, bar):
+        t, r = self.trainer, self.reducer
+        send, recv, P = self.send, self.recv, self.send.size - 3
+        n, chunk = self.X.shape[0], max(1, self.n_batches // 20)  # snapshots for an overflow
+        loss_sum = 0.0
+        self.comm_seconds = 0.0
+        for step in range(self.n_batches):
+            if step % chunk == 0:
+                snap_step, snap_t = step, t.store.step
+                for keep, arr in t.saved:
+                    t.copy(keep, arr)
+            lo, hi = min(step * self.bs, n), min((step + 1) * self.bs, n)
+            failed = None
+            try:
+                self._local(slice(lo, hi) if order is None else order[lo:hi])
+            except Exception as exc:  # noqa: BLE001 - tell the other processes, then raise
+                failed = exc
+                send[:] = 0
+                send[P + 2] = 1
+            start = time.perf_counter()
+            r.allreduce(send, recv)
+            self.comm_seconds += time.perf_counter() - start
+            where = f"epoch {epoch}, step {step + 1}"
+            if recv[P + 2] != 0:
+                r.failed(failed, f"distributed fit stopped at {where}")
+            if not t.finite(recv):
+                r.diverged(not t.finite(send), where, "the loss or a gradient is not finite",
+                           "the model keeps its last finite parameters")
+            g = recv[:P]
+            g /= recv[P]
+            t.store.step += 1
+            t.K.update(t.theta, g, t.s1, t.s2, t.shapes, t.code, t.hyper, t.store.step)
+            if not t.finite(t.theta):
+                t.restore()
+                t.store.step = snap_t
+                r.diverged(False, where, "an update overflowed",
+                           f"the model was restored to its parameters before step "
+                           f"{snap_step + 1} of epoch {epoch}")
+            loss_sum += float(recv[P + 1])
+            if bar is not None:
+                bar.update(1)
+        return loss_sum
+
+    def _local(self, rows):
+        """Fill ``send`` with this process's ``[n * grad, n, n * loss, 0]`` for ``rows``."""
+        t, send, P = self.trainer, self.send, self.send.size - 3
+        n = rows.stop - rows.start if isinstance(rows, slice) else rows.size
+        if n == 0:
+            send[:] = 0
+            return
+        Xb, Yb, _, As, D0, D1 = work_views(self.work, t.shapes, self.cap, n)
+        if isinstance(rows, slice):
+            Xb, Yb = self.X[rows], self.Y[rows]
+        else:
+            np.take(self.X, rows, axis=0, out=Xb)
+            np.take(self.Y, rows, axis=0, out=Yb)
+        value = batch_gradients(t.K, Xb, Yb, None, self.params, self.gviews, t.acts, t.loss, As, D0,
+                                D1)
+        with np.errstate(over="ignore", invalid="ignore"):  # non-finite sums are caught after
+            send[:P] *= n
+            send[P:] = (n, value * n, 0)
+
+
+def blocks_of(n_batches, bs, n, progress):
+    """Rows per compiled call: about 1/20 of an epoch with a progress bar (so the bar moves),
+    else the whole epoch (fewest calls from Python)."""
+    return max(1, n_batches // 20) * bs if progress else n
+
+
+def body_for(model, K, opt, X, Y, sw, bs, progress, reducer=None, n_batches=None, rows=None):
+    """The one decision of how an epoch's batches run: step by step with a ``reducer``
+    (distributed training), else the backend's compiled loop."""
+    trainer = trainer_for(model, K, opt.code, opt.n_state)
+    if reducer is not None:
+        return ReducedEpoch(trainer, X, Y, bs, n_batches, rows, reducer)
+    n = X.shape[0]
+    return CompiledEpoch(trainer, X, Y, sw, bs, blocks_of(math.ceil(n / bs), bs, n, progress))
