@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from .codes import H_L2, H_LR, IDENTITY, OPT_SGD, RELU, SOFTMAX
-from ._host import ON_DEVICE, to_backend, to_host, zeros  # noqa: F401 (the memory helpers)
+from ._host import ON_DEVICE, copy_into, to_backend, to_host, zeros  # noqa: F401 (shared)
 from ._jit import jit
 from ._numba_blas import blas_dz_w, blas_dzt_a, blas_x_wt
 from ._numba_math import _act, _deriv
@@ -185,13 +185,6 @@ def update(theta, grad, s1, s2, shapes, opt, hyper, t):
 @jit
 def all_finite(x):
     return _all_finite(x.reshape(x.size))
-
-
-@jit
-def copy_into(dst, src):
-    d, s = dst.reshape(dst.size), src.reshape(src.size)
-    for i in range(d.size):
-        d[i] = s[i]
 
 
 @jit

@@ -15,7 +15,7 @@ from .codes import (
     BCE, CROSS_ENTROPY, H_BETA1, H_BETA2, H_EPS, H_L2, H_LR, H_MOMENTUM, IDENTITY, MSE, OPT_ADAM,
     OPT_MOMENTUM, OPT_NESTEROV, OPT_SGD, RELU, SIGMOID, SOFTMAX, SOFTPLUS, STEP, TANH,
 )
-from ._host import ON_DEVICE, to_backend, to_host, zeros  # noqa: F401 (the memory helpers)
+from ._host import ON_DEVICE, copy_into, to_backend, to_host, zeros  # noqa: F401 (shared)
 from .passes import batch_gradients
 from .layout import param_views, work_views
 
@@ -189,10 +189,6 @@ def update(theta, grad, s1, s2, shapes, opt, hyper, t):
 
 def all_finite(x):
     return bool(np.isfinite(x).all())
-
-
-def copy_into(dst, src):
-    np.copyto(dst, src)
 
 
 _SELF = sys.modules[__name__]
