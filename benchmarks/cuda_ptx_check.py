@@ -22,7 +22,7 @@ S = arr(types.float64, 1)
 for npdt, F in ((np.dtype(np.float32), types.float32), (np.dtype(np.float64), types.float64)):
     M2, V = arr(F, 2), arr(F, 1)
     jobs = []
-    for form in ("nt", "tn", "nn"):
+    for form in _cuda_gemm.FORMS:
         for name, tile in GEMM_TILES.items():
             k = _cuda_gemm.gemm_kernel(form, npdt, tile)
             jobs.append((f"gemm_{form}_{name}", k, (M2, M2, M2, i64, i64, i64, V, M2, i64, S)))
@@ -31,7 +31,7 @@ for npdt, F in ((np.dtype(np.float32), types.float32), (np.dtype(np.float64), ty
     jobs.append(("output", _cuda_rows.output_kernel(npdt, 256), (M2, M2, V, b1, i64, M2, S)))
     jobs.append(("gather", _cuda_rows.gather_kernel(npdt), (M2, M2, V, b1, arr(i64, 1), i64, i64, M2, M2, V, S)))
     jobs.append(("update", _cuda_rows.update_kernel(npdt), (i64, V, V, V, V, F, F, F, F, F, F, F, arr(i64, 1), i64, types.float64, b1, S)))
-    jobs.append(("fill", _cuda_rows.fill_kernel(npdt), (V, F)))
+    jobs.append(("fill", _cuda_rows.flat_kernels()[0], (V, F)))
     os.makedirs("/tmp/ptx", exist_ok=True)
     for name, k, sig in jobs:
         ptx, _ = cuda.compile_ptx(k.py_func, sig, cc=(9, 0))

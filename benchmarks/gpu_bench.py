@@ -109,11 +109,11 @@ def _tile_sweep(K, np, torch, repeats, shape, tiles):
     W = rng.standard_normal((o, fi)).astype(np.float32)
     dZ = rng.standard_normal((n, o)).astype(np.float32)
     # (form, A, B, M, N, K, reference)
-    forms = [("nt", X, W, n, o, fi, X @ W.T), ("tn", dZ, X, o, fi, n, dZ.T @ X),
-             ("nn", dZ, W, n, fi, o, dZ @ W)]
+    forms = [("x_wt", X, W, n, o, fi, X @ W.T), ("dzt_a", dZ, X, o, fi, n, dZ.T @ X),
+             ("dz_w", dZ, W, n, fi, o, dZ @ W)]
     Xt, Wt, dZt = (torch.from_numpy(a).cuda() for a in (X, W, dZ))
-    cublas = {"nt": lambda: torch.matmul(Xt, Wt.T), "tn": lambda: torch.matmul(dZt.T, Xt),
-              "nn": lambda: torch.matmul(dZt, Wt)}
+    cublas = {"x_wt": lambda: torch.matmul(Xt, Wt.T), "dzt_a": lambda: torch.matmul(dZt.T, Xt),
+              "dz_w": lambda: torch.matmul(dZt, Wt)}
     print(f"{'tile':<24} " + " ".join(f"{f + ' ms':>9} {f + ' err':>8} {f + ' %':>5}"
                                       for f, *_ in forms))
     t_ref = {f: _timeit(cublas[f], torch.cuda.synchronize, repeats) for f, *_ in forms}
@@ -125,7 +125,7 @@ def _tile_sweep(K, np, torch, repeats, shape, tiles):
             vec = K.device_zeros(max(M, N), np.float32)
             aux = K.device_zeros((M, N), np.float32)
             act = C.IDENTITY
-            args = (dA, dB, out, M, N, Kd, vec, aux if form == "nn" else out, act, state)
+            args = (dA, dB, out, M, N, Kd, vec, aux if form == "dz_w" else out, act, state)
             try:
                 t = _timeit(lambda: _cuda_gemm.launch(form, dt, *args, tile=tile),
                             K.synchronize, repeats)

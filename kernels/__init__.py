@@ -19,10 +19,13 @@ Memory
 ------
 A host backend (``ON_DEVICE = False``) takes NumPy arrays. A device backend (``ON_DEVICE = True``,
 ``numba_cuda``) takes device arrays (numba's, or anything with ``__cuda_array_interface__``) and
-NumPy arrays alike, wherever a spec says ``memory="any"``: a host array is copied up once per call
-(the same host array passed twice is one device copy), and the arguments the spec lists under
-``writes`` are copied back into it before the call returns. Scalars and return values are host
-numbers. Every backend also gives the API layer the memory helpers of :data:`MEMORY`.
+NumPy arrays alike, wherever a spec says ``memory="any"``, in any mix: each distinct host array is
+copied up once per call (the same host array passed twice, or two views of the same elements,
+is one device copy), and the arguments the spec lists under ``writes`` are copied back into it
+once, before the call returns; device arrays are used in place. ``shapes``, ``acts`` and
+``hyper`` are small host (NumPy) arrays on every backend. Scalars and return values are host
+numbers (``float``, ``bool``, ``int``). Every backend also gives the API layer the memory helpers
+of :data:`MEMORY`.
 
 Undefined behaviour
 -------------------
@@ -143,13 +146,14 @@ SPECS = {s.name: s for s in (
     ),
     Spec(
         "all_finite", "all_finite(x) -> bool",
-        "True when no element of x is NaN or infinite (the API's divergence checks).",
-        "x a C-contiguous float array.",
+        "True when no element of x is NaN or infinite (the API's divergence checks); True for "
+        "an empty x.",
+        "x a C-contiguous float array of any shape.",
     ),
     Spec(
         "copy_into", "copy_into(dst, src)",
         "dst[...] = src (the API's snapshots of parameters and optimiser state).",
-        "dst, src C-contiguous, one dtype and size.",
+        "dst, src C-contiguous, one dtype and shape.",
         writes=("dst",),
     ),
 )}

@@ -1,12 +1,13 @@
 """Tiled shared-memory GEMM for numba.cuda with the layer work fused into its epilogue.
 
-Three forms cover an MLP layer (A, B as stored, C = op(A) @ op(B) of shape (M, N)):
+Three forms cover an MLP layer (A, B as stored, C = op(A) @ op(B) of shape (M, N)), named for
+their product as in every backend:
 
-- ``"nt"`` forward, ``C = X @ W.T``; epilogue ``g(C + b)`` (bias and activation);
-- ``"tn"`` weight gradient, ``C = dZ.T @ A_prev``; the blocks of the first tile column also sum
-  the dZ tiles they load, which gives ``db = dZ.sum(0)`` with no extra pass; any non-finite value
-  written raises the state's "bad" flag;
-- ``"nn"`` input gradient, ``C = dZ @ W``; epilogue ``C * g'(A_prev)`` (the next δ·σ'), so the
+- ``"x_wt"`` forward, ``C = X @ W.T``; epilogue ``g(C + b)`` (bias and activation);
+- ``"dzt_a"`` weight gradient, ``C = dZ.T @ A_prev``; the blocks of the first tile column also
+  sum the dZ tiles they load, which gives ``db = dZ.sum(0)`` with no extra pass; any non-finite
+  value written raises the state's "bad" flag;
+- ``"dz_w"`` input gradient, ``C = dZ @ W``; epilogue ``C * g'(A_prev)`` (the next δ·σ'), so the
   layer below starts from a finished delta.
 
 How a block works: its threads fetch the next K-slice of both tiles into registers (no bounds
@@ -29,6 +30,7 @@ from ._cuda_math import S_BAD, S_STOPPED, device_math, numba_float
 from ._jit import GEMM_TILES, SIM_GEMM_TILES, cuda_jit, cuda_simulated
 
 PAD = 4  # shared-memory row padding: the transposing stores of 8 k-values x 4 rows hit 32 banks
+FORMS = ("x_wt", "dzt_a", "dz_w")
 
 
 def _tile_io(F, NT, BK, T, L, KMAJOR):
@@ -81,11 +83,13 @@ def _tile_io(F, NT, BK, T, L, KMAJOR):
 
 @functools.lru_cache(maxsize=None)
 def gemm_kernel(form, dtype, tile):
-    """The kernel ``(Am, Bm, C, M, N, K, vec, aux, act, state)`` for ``form`` in nt/tn/nn.
+    """The kernel ``(Am, Bm, C, M, N, K, vec, aux, act, state)`` for ``form`` in ``FORMS``.
 
-    ``vec`` is the bias (nt) or db (tn); ``aux`` the layer input whose derivative scales the
-    result (nn, unless ``act`` is IDENTITY). Unused arguments take any array of the dtype.
+    ``vec`` is the bias (x_wt) or db (dzt_a); ``aux`` the layer input whose derivative scales
+    the result (dz_w, unless ``act`` is IDENTITY). Unused arguments take any array of the dtype.
     """
+    if form not in FORMS:
+        raise ValueError(f"GEMM form {form!r}: expected one of {FORMS}")
     F = numba_float(dtype)
     _, _, act_fn, deriv_fn = device_math(dtype)
     BM, BN, BK, TM, TN = tile
@@ -96,9 +100,9 @@ def gemm_kernel(form, dtype, tile):
     NT = TX * TY
     HM, HN = TM // 2, TN // 2  # a thread's rows (columns) are two runs of HM (HN), BM/2 apart
     LA, LB = BM * BK // NT, BN * BK // NT  # elements of the next A (B) tile each thread loads
-    A_KMAJOR = form == "tn"  # A stored (K, M)
-    B_NMAJOR = form == "nt"  # B stored (N, K)
-    FWD, DW, DA = form == "nt", form == "tn", form == "nn"
+    FWD, DW, DA = form == "x_wt", form == "dzt_a", form == "dz_w"
+    A_KMAJOR = DW  # A stored (K, M)
+    B_NMAJOR = FWD  # B stored (N, K)
     SA, SB = BK * (BM + PAD), BK * (BN + PAD)  # one stage of the flat shared tiles [k, m], [k, n]
     A_LEN, B_LEN = 2 * SA, 2 * SB  # two stages: fill one while multiplying the other
     fetch_a, stash_a = _tile_io(F, NT, BK, BM, LA, A_KMAJOR)

@@ -1,17 +1,18 @@
-"""Per-dtype CUDA device functions: activations and their derivatives written from the output.
+"""Per-dtype CUDA device functions (activations and their derivatives written from the output)
+and the layout of the device state vector.
 
-Each dtype gets its own set, built on first use, so float32 code never touches a float64 constant
-(a float64 literal would silently promote a float32 kernel to slow double precision).
+The scalar math is the CPU kernels' own (``_numba_scalar``), compiled for the device once per
+dtype on first use, so float32 code never touches a float64 constant (a float64 literal would
+silently promote a float32 kernel to slow double precision).
 """
 
 import functools
-import math
 
 import numba
 import numpy as np
 
-from .codes import RELU, SIGMOID, SOFTPLUS, STEP, TANH
 from ._jit import cuda_jit
+from ._numba_scalar import scalar_math
 
 # The float64 state vector that train_epoch keeps on the device (read back once per epoch):
 # the current batch's loss, the running loss_sum and n_done, a "bad gradient" flag that the
@@ -27,46 +28,6 @@ def numba_float(dtype):
 
 @functools.lru_cache(maxsize=None)
 def device_math(dtype):
-    """``(sigmoid, softplus, act, deriv)`` device functions for ``dtype`` (``np.dtype``)."""
-    F = numba_float(dtype)
-
-    @cuda_jit(device=True)
-    def sigmoid(z):
-        if z >= F(0):
-            return F(1) / (F(1) + math.exp(-z))
-        e = math.exp(z)
-        return e / (F(1) + e)
-
-    @cuda_jit(device=True)
-    def softplus(z):
-        return max(z, F(0)) + math.log1p(math.exp(-abs(z)))
-
-    @cuda_jit(device=True)
-    def act(z, code):
-        if code == RELU:
-            return z if z > F(0) else F(0)
-        if code == SIGMOID:
-            return sigmoid(z)
-        if code == TANH:
-            return math.tanh(z)
-        if code == SOFTPLUS:
-            return softplus(z)
-        if code == STEP:
-            return F(1) if z >= F(0) else F(0)
-        return z
-
-    @cuda_jit(device=True)
-    def deriv(a, code):
-        """g'(z) from a = g(z); IDENTITY (and anything unknown) gives 1."""
-        if code == RELU:
-            return F(1) if a > F(0) else F(0)
-        if code == SIGMOID:
-            return a * (F(1) - a)
-        if code == TANH:
-            return F(1) - a * a
-        if code == SOFTPLUS:
-            return -math.expm1(-a)
-        return F(1)
-
-    return sigmoid, softplus, act, deriv
-
+    """``(sigmoid, softplus, act, deriv)`` device functions for ``dtype`` (``np.dtype``), from
+    the math the CPU kernels share (``_numba_scalar``), with constants of that dtype."""
+    return scalar_math(cuda_jit(device=True), numba_float(dtype))

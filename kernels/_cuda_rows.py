@@ -216,26 +216,20 @@ def update_kernel(dtype):
 
 
 @functools.lru_cache(maxsize=None)
-def fill_kernel(dtype):
-    """``(x, value)``: x[:] = value for a 1-D array."""
+def flat_kernels():
+    """``(fill, nonfinite)`` on a 1-D array ``x``, for every dtype: ``fill(x, value)`` sets
+    x[:] = value; ``nonfinite(x, flag)`` sets flag[0] = 1 when a value of x is NaN or inf."""
 
     @cuda_jit
-    def kernel(x, value):
+    def fill(x, value):
         for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
             x[i] = value
 
-    return kernel
-
-
-@functools.lru_cache(maxsize=None)
-def nonfinite_kernel(dtype):
-    """``(x, flag)``: flag[0] = 1 when a value of the 1-D ``x`` is NaN or infinite."""
-
     @cuda_jit
-    def kernel(x, flag):
+    def nonfinite(x, flag):
         for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
             if not math.isfinite(x[i]):
                 flag[0] = 1
                 return
 
-    return kernel
+    return fill, nonfinite

@@ -6,7 +6,9 @@ names (``fastnn_sgemm_``/``fastnn_dgemm_``), and an intrinsic calls them by name
 refers to the names, not to addresses, so Numba's on-disk cache stays valid across processes:
 the names are bound again, to this process's addresses, when this module is imported.
 
-The helpers take C-contiguous row-major arrays and trust their callers, as kernels do.
+The helpers take C-contiguous row-major arrays and trust their callers, as kernels do. They are
+named for the product they make, as in every backend: ``x_wt`` (X @ W.T), ``dzt_a``
+(beta * dW + alpha * dZ.T @ A_prev) and ``dz_w`` (dZ @ W).
 """
 
 import llvmlite.binding as llvm
@@ -66,7 +68,7 @@ def _gemm(typingctx, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
 
 
 @jit(inline="always")
-def x_wt(X, W, out):
+def blas_x_wt(X, W, out):
     """out (n, fout) = X (n, fin) @ W.T with W (fout, fin)."""
     n, fin = X.shape
     fout = W.shape[0]
@@ -74,15 +76,16 @@ def x_wt(X, W, out):
 
 
 @jit(inline="always")
-def dzt_a_update(dZ, A_prev, W, alpha, beta):
-    """W (fout, fin) = beta * W + alpha * dZ.T @ A_prev: an update folded into the product."""
+def blas_dzt_a(dZ, A_prev, W, alpha, beta):
+    """W (fout, fin) = beta * W + alpha * dZ.T @ A_prev: the weight gradient (alpha 1, beta 0),
+    or plain SGD's update folded into it (alpha -lr, beta 1 - lr * l2)."""
     n, fout = dZ.shape
     fin = A_prev.shape[1]
     _gemm(_N, _T, fin, fout, n, alpha, A_prev, fin, dZ, fout, beta, W, fin)
 
 
 @jit(inline="always")
-def dz_w(dZ, W, dA):
+def blas_dz_w(dZ, W, dA):
     """dA (n, fin) = dZ (n, fout) @ W (fout, fin)."""
     n, fout = dZ.shape
     fin = W.shape[1]

@@ -4,16 +4,15 @@ derivatives (written from the output), the BCE terms, and an inline log1p.
 
 import math
 
-from .codes import RELU, SIGMOID, SOFTPLUS, STEP, TANH
+import numba
+
+from .codes import SIGMOID
 from ._jit import jit
+from ._numba_scalar import scalar_math
 
 
-@jit(inline="always")
-def _sigmoid(z):
-    if z >= 0:
-        return 1.0 / (1.0 + math.exp(-z))
-    e = math.exp(z)
-    return e / (1.0 + e)
+# the activations and derivatives shared with the CUDA kernels (``_numba_scalar``)
+_sigmoid, _softplus, _act, _deriv = scalar_math(jit(inline="always"), numba.float64)
 
 
 @jit(inline="always")
@@ -22,40 +21,6 @@ def _bce_terms(z):
     e = math.exp(-abs(z))
     sig = 1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e)
     return max(z, 0.0) + math.log1p(e), sig
-
-
-@jit(inline="always")
-def _softplus(z):
-    return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
-
-
-@jit(inline="always")
-def _act(z, act):
-    if act == RELU:
-        return z if z > 0 else 0.0
-    if act == SIGMOID:
-        return _sigmoid(z)
-    if act == TANH:
-        return math.tanh(z)
-    if act == SOFTPLUS:
-        return _softplus(z)
-    if act == STEP:
-        return 1.0 if z >= 0 else 0.0
-    return z
-
-
-@jit(inline="always")
-def _deriv(a, act):
-    """g'(z) written from the output a = g(z)."""
-    if act == RELU:
-        return 1.0 if a > 0 else 0.0
-    if act == SIGMOID:
-        return a * (1.0 - a)
-    if act == TANH:
-        return 1.0 - a * a
-    if act == SOFTPLUS:
-        return -math.expm1(-a)
-    return 1.0
 
 
 @jit(inline="always")

@@ -1,7 +1,7 @@
 """Per-sample SGD for the Numba CPU backend: ``train_epoch`` at batch size 1, in one function.
 
 At one sample a step of a small network costs under 100 ns, so the whole epoch (forward, fused
-output step, backward, update) runs in ``_sample_epoch`` on flat offsets, with no call per sample.
+output step, backward, update) runs in ``_train_samples`` on flat offsets, with no call per sample.
 """
 
 import math
@@ -35,7 +35,7 @@ def _sample_plan(shapes, p_off, a_off, d_off0, d_off1):
 
 
 @jit
-def _sample_epoch(X, Y, sw, order, theta, grad, plan, acts, loss, opt, hyper, s1, s2, t0, work):
+def _train_samples(X, Y, sw, order, theta, grad, plan, acts, loss, opt, hyper, s1, s2, t0, work):
     """``train_epoch`` for batch size 1: forward, output step, backward and update per sample.
 
     Everything runs in this one function on flat uint64 offsets from ``_sample_plan``: a step

@@ -1,6 +1,7 @@
 """Optimiser updates for the Numba CPU kernels, on index ranges of the flat parameter vector
-(so a layer's weights and biases are updated in place, with no views), and the finiteness check
-that gates every update.
+(so a layer's weights and biases are updated in place, with no views): one home for the step
+that ``update``, the epoch loop and the per-sample loop all take, and the finiteness check that
+gates every update.
 """
 
 import math
@@ -55,6 +56,21 @@ def _update_range(opt, hyper, theta, grad, s1, s2, lo, hi, t, l2):
     else:
         _momentum_range(theta, grad, s1, lo, hi, lr, hyper[H_MOMENTUM], l2,
                         opt == OPT_NESTEROV)
+
+
+@jit(inline="always")
+def _update_layers(opt, hyper, theta, grad, s1, s2, shapes, first, t, l2):
+    """Apply optimiser ``opt`` to layers ``first, first + 1, ...`` of the flat vectors: L2
+    ``l2`` on each layer's weights, none on its biases (the contract's ``update`` and the batch
+    loop's step; the per-sample loop takes the same two ranges per layer from its plan)."""
+    pos = 0
+    for l in range(shapes.shape[0]):
+        b0 = pos + shapes[l, 0] * shapes[l, 1]
+        end = b0 + shapes[l, 0]
+        if l >= first:
+            _update_range(opt, hyper, theta, grad, s1, s2, pos, b0, t, l2)  # weights
+            _update_range(opt, hyper, theta, grad, s1, s2, b0, end, t, 0.0)  # biases
+        pos = end
 
 
 @jit

@@ -3,88 +3,90 @@
 Matrix products go to fastnn's BLAS (``fastnn._blas``, via ``_numba_blas``); the bias, activation,
 derivative and bias-gradient work is fused into single passes over each product while it is hot.
 ``train_epoch`` runs a whole epoch in compiled code, so ``fit`` pays no Python or dispatch cost per
-step. Beside this module: ``_numba_math`` (activations, derivatives, BCE terms), ``_numba_update``
-(optimiser updates on ranges of the flat parameters) and ``_numba_sample`` (the batch-size-1 epoch).
+step. Beside this module: ``_numba_math`` (activations, derivatives, BCE terms), ``_numba_output``
+(the fused output step), ``_numba_update`` (optimiser updates on ranges of the flat parameters)
+and ``_numba_sample`` (the batch-size-1 epoch). Its memory helpers are the host ones (``_host``).
 """
 
 import math
 
 import numpy as np
-from numba import types
 
-from .codes import BCE, CROSS_ENTROPY, H_L2, H_LR, IDENTITY, OPT_SGD, RELU, SOFTMAX
-from ._jit import FASTMATH_ORDERED, jit, overload
-from ._numba_blas import dz_w, dzt_a_update, x_wt
-from ._numba_math import _act, _bce_terms, _deriv
-from ._numba_sample import _sample_epoch, _sample_plan
-from ._numba_update import _adam_range, _all_finite, _momentum_range, _sgd_range, _update_range
+from .codes import H_L2, H_LR, IDENTITY, OPT_SGD, RELU, SOFTMAX
+from ._host import ON_DEVICE, copy_into, to_backend, to_host, zeros  # noqa: F401 (shared)
+from ._jit import jit
+from ._numba_blas import blas_dz_w, blas_dzt_a, blas_x_wt
+from ._numba_math import _act, _deriv
+from ._numba_output import output_step
+from ._numba_sample import _sample_plan, _train_samples
+from ._numba_update import (
+    _adam_range, _all_finite, _momentum_range, _sgd_range, _update_layers, _update_range,
+)
+
+__all__ = ["ON_DEVICE", "adam_update", "all_finite", "backward", "copy_into", "forward",
+           "momentum_update", "output_step", "sgd_update", "to_backend", "to_host",
+           "train_epoch", "update", "zeros"]
 
 
 # Products below this many multiply-adds run as plain loops: a BLAS call costs more than the work.
+# Each product tests n * out * in (X.shape[0] * W.size, dZ.size * in) against it.
 SMALL_GEMM = 1 << 14
 
 
 @jit
-def _matmul_nt(A, B, out):
-    """out = A @ B.T (rows of both operands are contiguous: a dot product per entry)."""
-    n, k = A.shape
-    m = B.shape[0]
-    if n * m * k > SMALL_GEMM:
-        x_wt(A, B, out)
+def _x_wt(X, W, out):
+    """out = X @ W.T (rows of both operands are contiguous: a dot product per entry)."""
+    if X.shape[0] * W.size > SMALL_GEMM:
+        blas_x_wt(X, W, out)
         return
+    n, k = X.shape
     for i in range(n):
-        for j in range(m):
+        for j in range(W.shape[0]):
             s = 0.0
             for p in range(k):
-                s += A[i, p] * B[j, p]
+                s += X[i, p] * W[j, p]
             out[i, j] = s
 
 
 @jit
-def _matmul_tn(A, B, out):
-    """out = A.T @ B, the sum of per-row outer products (the weight gradient)."""
-    _matmul_tn_update(A, B, out, 1.0, 0.0)
+def _dzt_a(dZ, A_prev, dW, alpha, beta):
+    """dW = beta * dW + alpha * dZ.T @ A_prev, the sum of per-row outer products: the weight
+    gradient (alpha 1, beta 0), or plain SGD's update folded into it.
 
-
-@jit
-def _matmul_tn_update(A, B, out, alpha, beta):
-    """out = beta * out + alpha * A.T @ B: plain SGD's weight update folded into the product.
-
-    beta = 0 overwrites ``out`` (whatever it held, NaN included), as BLAS does.
+    beta = 0 overwrites ``dW`` (whatever it held, NaN included), as BLAS does.
     """
-    n, m = A.shape
-    k = B.shape[1]
-    if n * m * k > SMALL_GEMM:
-        dzt_a_update(A, B, out, alpha, beta)
+    if dZ.size * A_prev.shape[1] > SMALL_GEMM:
+        blas_dzt_a(dZ, A_prev, dW, alpha, beta)
         return
-    al, be = out.dtype.type(alpha), out.dtype.type(beta)  # float32 stays float32 (vectorised)
+    n, m = dZ.shape
+    k = A_prev.shape[1]
+    al, be = dW.dtype.type(alpha), dW.dtype.type(beta)  # float32 stays float32 (vectorised)
     if beta == 0.0:
-        out[:, :] = 0.0
+        dW[:, :] = 0.0
     elif beta != 1.0:
         for j in range(m):
             for p in range(k):
-                out[j, p] *= be
+                dW[j, p] *= be
     for i in range(n):
         for j in range(m):
-            a = al * A[i, j]
+            a = al * dZ[i, j]
             for p in range(k):
-                out[j, p] += a * B[i, p]
+                dW[j, p] += a * A_prev[i, p]
 
 
 @jit
-def _matmul_nn(A, B, out):
-    """out = A @ B (the input gradient dZ @ W)."""
-    n, m = A.shape
-    k = B.shape[1]
-    if n * m * k > SMALL_GEMM:
-        dz_w(A, B, out)
+def _dz_w(dZ, W, out):
+    """out = dZ @ W (the input gradient)."""
+    if dZ.shape[0] * W.size > SMALL_GEMM:
+        blas_dz_w(dZ, W, out)
         return
     out[:, :] = 0.0
-    for i in range(n):
+    m, k = W.shape
+    for i in range(dZ.shape[0]):
         for j in range(m):
-            a = A[i, j]
+            a = dZ[i, j]
             for p in range(k):
-                out[i, p] += a * B[j, p]
+                out[i, p] += a * W[j, p]
 
 
 @jit
@@ -124,12 +126,12 @@ def _bias_act(out, b, act):
 
 @jit
 def forward(X, W, b, act, out):
-    _matmul_nt(X, W, out)
+    _x_wt(X, W, out)
     _bias_act(out, b, act)
 
 
 @jit
-def _delta_and_db(dZ, A, act, db):
+def _delta_db(dZ, A, act, db):
     """dZ *= g'(A) in place and db = dZ.sum(0), in one pass."""
     n, k = dZ.shape
     db[:] = 0.0
@@ -154,109 +156,10 @@ def _delta_and_db(dZ, A, act, db):
 
 @jit
 def backward(dZ, A, A_prev, W, act, dW, db, dA_prev):
-    _delta_and_db(dZ, A, act, db)
-    _matmul_tn(dZ, A_prev, dW)
+    _delta_db(dZ, A, act, db)
+    _dzt_a(dZ, A_prev, dW, 1.0, 0.0)
     if dA_prev is not None:
-        _matmul_nn(dZ, W, dA_prev)
-
-
-def _exp_nonpos_inplace(a):
-    """``a = exp(a)`` in place for a 1-D array of values <= 0 (or NaN), in a's precision."""
-
-
-@overload(_exp_nonpos_inplace, fastmath=set(FASTMATH_ORDERED))
-def _exp_nonpos_inplace_impl(a):
-    if a.dtype != types.float32:
-        def exp_any(a):
-            for i in range(a.size):
-                a[i] = math.exp(a[i])
-        return exp_any
-
-    def exp_f32(a):
-        # Cephes' expf without branches, so that the loop vectorises (as in the Cython
-        # kernels): x = n ln2 + r, a degree-6 polynomial for exp(r), 2^n put in the exponent
-        # bits of the float that rounded x / ln2 (the 1.5 * 2^23 trick: no reassociation).
-        # Bit-mask selects: x < -87 gives 0, a NaN comes back as it went in.
-        u = a.view(np.uint32)
-        for i in range(a.size):
-            ux = u[i]
-            ax = np.uint32(ux & np.uint32(0x7FFFFFFF))
-            big = np.uint32(np.uint32(0) - np.uint32(ax > np.uint32(0x42AE0000)))
-            nan = np.uint32(np.uint32(0) - np.uint32(ax > np.uint32(0x7F800000)))
-            xc = np.uint32((big & np.uint32(0xC2AE0000)) | (~big & ux)).view(np.float32)
-            t = np.float32(xc * np.float32(1.44269504088896341) + np.float32(12582912.0))
-            n = np.float32(t - np.float32(12582912.0))
-            r = (xc - n * np.float32(0.693359375)) - n * np.float32(-2.12194440e-4)
-            p = ((((np.float32(1.9875691500e-4) * r + np.float32(1.3981999507e-3)) * r
-                   + np.float32(8.3334519073e-3)) * r + np.float32(4.1665795894e-2)) * r
-                 + np.float32(1.6666665459e-1)) * r + np.float32(5.0000001201e-1)
-            p = np.float32(p * (r * r) + r + np.float32(1.0))
-            scale = np.uint32((t.view(np.uint32) - np.uint32(0x4B400000) + np.uint32(127))
-                              << np.uint32(23)).view(np.float32)
-            p = np.float32(p * scale)
-            a[i] = np.uint32((~big & p.view(np.uint32)) | (nan & ux)).view(np.float32)
-    return exp_f32
-
-
-@jit
-def _cross_entropy(Z, Y, dZ, sw):
-    """The cross-entropy output step: one exponential per logit, all rows' in one loop."""
-    n, k = Z.shape
-    inv_n = 1.0 / n
-    for i in range(n):  # dZ = Z - (row maximum), all <= 0 (NaN where Z is NaN)
-        m = Z[i, 0]
-        for j in range(1, k):
-            if Z[i, j] > m:
-                m = Z[i, j]
-        for j in range(k):
-            dZ[i, j] = Z[i, j] - m
-    _exp_nonpos_inplace(dZ.reshape(n * k))
-    total = 0.0
-    for i in range(n):  # the sum, the log and the loss in float64
-        w = inv_n if sw is None else sw[i] * inv_n
-        m = Z[i, 0]
-        for j in range(1, k):
-            if Z[i, j] > m:
-                m = Z[i, j]
-        s = 0.0
-        for j in range(k):
-            s += dZ[i, j]
-        lse = m + math.log(s)
-        scale = w / s
-        li = 0.0
-        for j in range(k):
-            y = Y[i, j]
-            if y != 0:  # skip 0 * inf when the logit gap overflows
-                li += y * (lse - Z[i, j])
-            dZ[i, j] = dZ[i, j] * scale - y * w
-        total += li * (1.0 if sw is None else sw[i])
-    return total * inv_n
-
-
-@jit
-def output_step(Z, Y, loss, dZ, sw):
-    if loss == CROSS_ENTROPY:
-        return _cross_entropy(Z, Y, dZ, sw)
-    n, k = Z.shape
-    inv_n = 1.0 / n
-    total = 0.0
-    for i in range(n):
-        w = inv_n if sw is None else sw[i] * inv_n
-        li = 0.0
-        if loss == BCE:
-            for j in range(k):
-                z = Z[i, j]
-                y = Y[i, j]
-                sp, sig = _bce_terms(z)
-                li += sp - y * z
-                dZ[i, j] = (sig - y) * w
-        else:
-            for j in range(k):
-                d = Z[i, j] - Y[i, j]
-                li += 0.5 * d * d
-                dZ[i, j] = d * w
-        total += li * (1.0 if sw is None else sw[i])
-    return total * inv_n
+        _dz_w(dZ, W, dA_prev)
 
 
 @jit
@@ -272,6 +175,16 @@ def momentum_update(p, g, v, lr, mu, l2, nesterov):
 @jit
 def adam_update(p, g, m, v, lr, beta1, beta2, eps, t, l2):
     _adam_range(p, g, m, v, 0, p.size, lr, beta1, beta2, eps, t, l2)
+
+
+@jit
+def update(theta, grad, s1, s2, shapes, opt, hyper, t):
+    _update_layers(opt, hyper, theta, grad, s1, s2, shapes, 0, t, hyper[H_L2])
+
+
+@jit
+def all_finite(x):
+    return _all_finite(x.reshape(x.size))
 
 
 @jit
@@ -311,7 +224,7 @@ def _batch_gradients(Xb, Yb, swb, theta, grad, shapes, acts, loss, p_off, a_off,
             backward(dZ, A, A_prev, W, act, dW, db, nxt)
             dZ = nxt
         elif fold:
-            _delta_and_db(dZ, A, act, db)
+            _delta_db(dZ, A, act, db)
         else:
             backward(dZ, A, Xb, W, act, dW, db, None)
     return value, dZ
@@ -331,18 +244,14 @@ def _batch_update(Xb, dZ0, value, theta, grad, shapes, p_off, opt, hyper, s1, s2
         if not (math.isfinite(value) and _all_finite(grad[w0_end:p_off[L]])):
             return False
         lr = hyper[H_LR]
-        _matmul_tn_update(dZ0, Xb, theta[:w0_end].reshape(shapes[0, 0], shapes[0, 1]), -lr,
-                          1.0 - lr * l2)
+        _dzt_a(dZ0, Xb, theta[:w0_end].reshape(shapes[0, 0], shapes[0, 1]), -lr, 1.0 - lr * l2)
         _update_range(opt, hyper, theta, grad, s1, s2, w0_end, p_off[1], t, 0.0)
         first = 1
     else:
         if not (math.isfinite(value) and _all_finite(grad[:p_off[L]])):
             return False
         first = 0
-    for l in range(first, L):
-        w_end = p_off[l] + shapes[l, 0] * shapes[l, 1]
-        _update_range(opt, hyper, theta, grad, s1, s2, p_off[l], w_end, t, l2)  # weights
-        _update_range(opt, hyper, theta, grad, s1, s2, w_end, p_off[l + 1], t, 0.0)  # biases
+    _update_layers(opt, hyper, theta, grad, s1, s2, shapes, first, t, l2)
     return True
 
 
@@ -369,8 +278,8 @@ def train_epoch(X, Y, sw, order, theta, grad, shapes, acts, loss, batch_size, op
     d_off1 = d_off0 + B * width
     if B == 1:
         plan = _sample_plan(shapes, p_off, a_off, d_off0, d_off1)
-        return _sample_epoch(X, Y, sw, order, theta, grad, plan, acts, loss, opt, hyper, s1, s2,
-                             t0, work)
+        return _train_samples(X, Y, sw, order, theta, grad, plan, acts, loss, opt, hyper, s1, s2,
+                              t0, work)
     l2 = hyper[H_L2]
     loss_sum = 0.0
     done = 0
@@ -403,34 +312,3 @@ def train_epoch(X, Y, sw, order, theta, grad, shapes, acts, loss, batch_size, op
         loss_sum += value * n
         done += 1
     return loss_sum, done
-
-
-# --- placeholders until the contract branch lands (memory helpers and array checks) ----------
-ON_DEVICE = False
-
-
-def to_backend(x, dtype=None):
-    return np.ascontiguousarray(x, dtype=dtype)
-
-
-def to_host(x):
-    return np.asarray(x)
-
-
-def zeros(shape, dtype):
-    return np.zeros(shape, dtype)
-
-
-def all_finite(x):
-    return bool(_all_finite(x.reshape(-1)))
-
-
-def copy_into(dst, src):
-    dst[...] = src
-
-
-def update(theta, grad, s1, s2, shapes, opt, hyper, t):
-    from .reference import update_model
-    import sys
-
-    update_model(sys.modules[__name__], theta, grad, s1, s2, shapes, opt, hyper, t)

@@ -15,6 +15,7 @@ from .codes import (
     BCE, CROSS_ENTROPY, H_BETA1, H_BETA2, H_EPS, H_L2, H_LR, H_MOMENTUM, IDENTITY, MSE, OPT_ADAM,
     OPT_MOMENTUM, OPT_NESTEROV, OPT_SGD, RELU, SIGMOID, SOFTMAX, SOFTPLUS, STEP, TANH,
 )
+from ._host import ON_DEVICE, copy_into, to_backend, to_host, zeros  # noqa: F401 (shared)
 from .passes import batch_gradients
 from .layout import param_views, work_views
 
@@ -174,28 +175,6 @@ def _update_array(opt, hyper, p, g, s1, s2, t, l2):
         raise ValueError(f"unknown optimiser code {opt}")
 
 
-def update_model(K, theta, grad, s1, s2, shapes, opt, hyper, t):
-    """The contract's ``update`` written with backend ``K``'s element updates, layer by layer
-    (weights with L2, biases without), on 1-D views of the flat vectors."""
-    l2 = float(hyper[H_L2])
-    lr = float(hyper[H_LR])
-    pos = 0
-    for o, i in shapes:
-        for size, pen in ((int(o) * int(i), l2), (int(o), 0.0)):
-            p, g = theta[pos:pos + size], grad[pos:pos + size]
-            m = s1[pos:pos + size] if s1.size else s1
-            v = s2[pos:pos + size] if s2.size else s2
-            if opt == OPT_SGD:
-                K.sgd_update(p, g, lr, pen)
-            elif opt == OPT_ADAM:
-                K.adam_update(p, g, m, v, lr, float(hyper[H_BETA1]), float(hyper[H_BETA2]),
-                              float(hyper[H_EPS]), t, pen)
-            else:
-                K.momentum_update(p, g, m, lr, float(hyper[H_MOMENTUM]), pen,
-                                  opt == OPT_NESTEROV)
-            pos += size
-
-
 @_quiet
 def update(theta, grad, s1, s2, shapes, opt, hyper, t):
     tv, gv = param_views(theta, shapes), param_views(grad, shapes)
@@ -210,25 +189,6 @@ def update(theta, grad, s1, s2, shapes, opt, hyper, t):
 
 def all_finite(x):
     return bool(np.isfinite(x).all())
-
-
-def copy_into(dst, src):
-    np.copyto(dst, src)
-
-
-ON_DEVICE = False
-
-
-def to_backend(x, dtype=None):
-    return np.ascontiguousarray(x, dtype=dtype)
-
-
-def to_host(x):
-    return np.asarray(x)
-
-
-def zeros(shape, dtype):
-    return np.zeros(shape, dtype)
 
 
 _SELF = sys.modules[__name__]

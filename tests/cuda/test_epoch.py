@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from contract_cases import targets
 
 from fastnn.kernels import codes as C
 from fastnn.kernels.layout import param_size, workspace_size
@@ -14,14 +15,8 @@ HIDDEN = [C.RELU, C.SIGMOID, C.TANH, C.SOFTPLUS, C.IDENTITY]
 
 def _problem(rng, dtype, sizes, loss, N, weighted):
     shapes = np.array([(o, i) for i, o in zip(sizes[:-1], sizes[1:])], np.int64)
-    k = sizes[-1]
     X = rng.standard_normal((N, sizes[0])).astype(dtype)
-    if loss == C.CROSS_ENTROPY:
-        Y = np.eye(k, dtype=dtype)[rng.integers(0, k, N)]
-    elif loss == C.BCE:
-        Y = rng.integers(0, 2, (N, k)).astype(dtype)
-    else:
-        Y = rng.standard_normal((N, k)).astype(dtype)
+    Y = targets(rng, loss, N, sizes[-1], dtype)
     sw = rng.uniform(0.5, 1.5, N).astype(dtype) if weighted else None
     theta = (0.5 * rng.standard_normal(param_size(shapes))).astype(dtype)
     return X, Y, sw, shapes, theta
