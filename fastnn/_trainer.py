@@ -116,16 +116,12 @@ class Trainer:
             failed, overflow = done, True  # this update overflowed the parameters
             done -= 1
             self.restore()
-            if done:
+            if done:  # the first ``done`` batches again
                 rows = done * bs
-                if order is None:
-                    self.kernel(X[:rows], Y[:rows], None if sw is None else sw[:rows], None,
-                                self.theta, self.grad, self.shapes, self.acts, self.loss, bs,
-                                self.code, self.hyper, self.s1, self.s2, t0, work)
-                else:
-                    self.kernel(X, Y, sw, order[:rows], self.theta, self.grad, self.shapes,
-                                self.acts, self.loss, bs, self.code, self.hyper, self.s1,
-                                self.s2, t0, work)
+                data = ((X[:rows], Y[:rows], None if sw is None else sw[:rows], None)
+                        if order is None else (X, Y, sw, order[:rows]))
+                self.kernel(*data, self.theta, self.grad, self.shapes, self.acts, self.loss, bs,
+                            self.code, self.hyper, self.s1, self.s2, t0, work)
         if done == 0 and not self.finite(self.theta):
             self.restore()
         if not self.stateless:

@@ -17,7 +17,7 @@ import os
 
 from . import _blas, _threads
 # host memory: NumPy arrays, as the reference backend's
-from .reference import ON_DEVICE, to_backend, to_host, zeros  # noqa: F401
+from ._host import ON_DEVICE, to_backend, to_host, zeros  # noqa: F401 (shared)
 
 _PACKAGE = __name__.rpartition(".")[0]
 _MODULES = {"baseline": _PACKAGE + "._cython_cpu", "avx2": _PACKAGE + "._cython_cpu_avx2"}

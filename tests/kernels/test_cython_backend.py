@@ -218,7 +218,6 @@ def test_updates(dtype, size, l2):
 @pytest.mark.parametrize("sizes", [[3, 1], [5, 9, 7, 3], [300, 257, 2]])
 def test_update_whole_model(dtype, opt, l2, sizes):
     """The contract's update: one call over the model, as reference's; L2 on weights only."""
-    rng = np.random.default_rng(len(sizes) + opt)
     shapes = np.array([(o, i) for i, o in zip(sizes[:-1], sizes[1:])], np.int64)
     P = layout.param_size(shapes)
     theta, grad, s1, s2 = rng_arrays(opt + 11, dtype, (P,), (P,), (P,), (P,))
