@@ -1,7 +1,7 @@
-"""GEMM for the Numba kernels on fastnn's BLAS (``fastnn._blas``), the one the Cython kernels use.
+"""GEMM for the Numba kernels on fastnn's BLAS (``_blas``), the one the Cython kernels use.
 
 Numba's ``np.dot`` always calls SciPy's BLAS, whose kernels may be the slow ones for this CPU. Here
-the Fortran-interface sgemm/dgemm chosen by ``fastnn._blas`` are registered with LLVM under fixed
+the Fortran-interface sgemm/dgemm chosen by ``_blas`` are registered with LLVM under fixed
 names (``fastnn_sgemm_``/``fastnn_dgemm_``), and an intrinsic calls them by name. Compiled code
 refers to the names, not to addresses, so Numba's on-disk cache stays valid across processes:
 the names are bound again, to this process's addresses, when this module is imported.

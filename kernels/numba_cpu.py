@@ -1,6 +1,6 @@
 """Numba CPU backend: fused kernels and a whole-epoch training loop (the contract in ``fastnn.kernels``).
 
-Matrix products go to fastnn's BLAS (``fastnn._blas``, via ``_numba_blas``); the bias, activation,
+Matrix products go to fastnn's BLAS (``_blas``, via ``_numba_blas``); the bias, activation,
 derivative and bias-gradient work is fused into single passes over each product while it is hot.
 ``train_epoch`` runs a whole epoch in compiled code, so ``fit`` pays no Python or dispatch cost per
 step. Beside this module: ``_numba_math`` (activations, derivatives, BCE terms), ``_numba_output``
