@@ -25,7 +25,7 @@ import shutil
 import sys
 import tempfile
 
-from setuptools import Extension, setup
+from setuptools import Extension, find_packages, setup
 
 CYTHON_DIRECTIVES = {
     "language_level": 3,
@@ -173,7 +173,9 @@ def extensions():
 
 if __name__ == "__main__":  # as pip and ``python setup.py`` run it (the tests import it)
     setup(
-        packages=["fastnn", "fastnn.bench", "fastnn.kernels"],
+        # every package under fastnn/ (found, so a new subpackage is never left out), and
+        # kernels/ installed as fastnn.kernels
+        packages=find_packages(include=["fastnn", "fastnn.*"]) + ["fastnn.kernels"],
         package_dir={"fastnn": "fastnn", "fastnn.kernels": "kernels"},
         # the Cython sources in kernels/_cython/ are build inputs, shipped in the sdist by
         # MANIFEST.in but not installed; the packages hold no data files

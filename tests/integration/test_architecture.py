@@ -140,3 +140,12 @@ def test_no_source_file_is_over_500_lines():
     long = {str(p.relative_to(ROOT)): n for p in _tracked_sources()
             if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert long == {}
+
+
+def test_every_package_under_fastnn_is_installed():
+    """setup.py finds the subpackages: the installed fastnn has every one of the source's."""
+    import importlib.util
+
+    for init in sorted((ROOT / "fastnn").rglob("__init__.py")):
+        name = ".".join(("fastnn",) + init.parent.relative_to(ROOT / "fastnn").parts)
+        assert importlib.util.find_spec(name) is not None, f"{name} is not installed"
