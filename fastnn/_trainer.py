@@ -23,6 +23,7 @@ import numpy as np
 from .kernels.codes import H_LR, N_HYPER
 from .kernels.layout import work_views
 from .kernels.passes import batch_gradients
+from ._validation import snapshot_helpers
 
 
 class Diverged(Exception):
@@ -57,14 +58,9 @@ class Trainer:
         self.shapes, self.acts, self.loss = spec.shapes, spec.acts, spec.loss
         self.hyper = np.zeros(N_HYPER)
         self._rate = None  # the rate set_sgd_rate last wrote (None: the hyper vector was set)
-        self.kernel, self.finite, self.copy = K.train_epoch, K.all_finite, K.copy_into
+        self.kernel = K.train_epoch
+        self.copy, self.finite = snapshot_helpers(K)
         self.saved = None  # copies to fall back on, made on first use (``release`` drops them)
-
-    def fits(self, K, code):
-        """Whether this trainer still serves its store on ``K`` with optimiser ``code``."""
-        store = self.store
-        return (K is self.K and code == self.code and store.version == self.version
-                and (self.stateless or store.opt_code == code))
 
     # the hyper-parameters the kernels read: this trainer's, set through these three
     def set_hyper(self, hyper):
@@ -150,12 +146,13 @@ class Trainer:
 
 def trainer_for(model, K, code, n_state, stateless=False):
     """The model's Trainer for ``K`` and optimiser ``code``: the last one of its kind (kept in
-    the store's ``trainers``) while its arrays are still the store's, so ``train_step`` and
-    repeated ``fit`` calls build nothing."""
-    trainers = model.store.trainers
-    got = trainers.get(stateless)
-    if got is None or not got.fits(K, code):
-        got = trainers[stateless] = Trainer(model, K, code, n_state, stateless)
+    the store's ``trainers``) while it still serves the store (same kernels, optimiser kind and
+    arrays), so ``train_step`` and repeated ``fit`` calls build nothing."""
+    store = model.store
+    got = store.trainers.get(stateless)
+    if (got is None or got.K is not K or got.code != code or got.version != store.version
+            or not (stateless or store.opt_code == code)):
+        got = store.trainers[stateless] = Trainer(model, K, code, n_state, stateless)
     return got
 
 

@@ -229,30 +229,39 @@ def check_sample_weight(sample_weight, n, dtype, return_mean=False):
     return (out, total / n) if return_mean else out
 
 
-_BATCH_CHECKS = {}
+_COMPILED = {}
 
 
-def compiled_batch_check(K):
-    """The compiled batch check ``train_step`` uses with kernel module ``K``, or None.
+def compiled_checks(K):
+    """The Cython extension's compiled API checks for kernel module ``K``, or None.
 
-    ``step_inputs`` of the Cython extension (see ``kernels/_cython``): it checks a batch of
-    class labels and writes them one-hot in one compiled pass, answering yes or no; on no the
-    NumPy checks run and raise the ValueError that names the problem. It serves both compiled
-    CPU backends (numba and cython). The NumPy reference backend keeps the NumPy checks, as
-    the baseline it is, and so does every backend when the extension was not built.
+    ``step_inputs``, ``all_finite`` and ``copy_into`` of ``kernels/_cython`` (checks.pxi) take
+    any C-contiguous NumPy arrays, so they serve both compiled CPU backends (numba and cython):
+    from Python they cost less per call than a Numba dispatch, which matters at ``train_step``'s
+    small batches. The NumPy reference backend keeps its NumPy checks, as the baseline it is,
+    and so does every backend when the extension was not built.
     """
     try:
-        return _BATCH_CHECKS[K]
+        return _COMPILED[K]
     except KeyError:
         pass
-    check = None
+    checks = None
     if getattr(K, "__name__", None) in (BACKENDS["cython"], BACKENDS["numba"]):
         try:
-            check = importlib.import_module(BACKENDS["cython"]).step_inputs
+            checks = importlib.import_module(BACKENDS["cython"])
         except (ImportError, RuntimeError):  # the extension was not built
-            check = None
-    _BATCH_CHECKS[K] = check
-    return check
+            checks = None
+    _COMPILED[K] = checks
+    return checks
+
+
+def snapshot_helpers(K):
+    """``(copy_into, all_finite)`` for the snapshots and divergence checks of training on
+    kernel module ``K``: the compiled checks where ``compiled_checks`` has them, else ``K``'s
+    own (the contract's)."""
+    checks = compiled_checks(K)
+    src = K if checks is None else checks
+    return src.copy_into, src.all_finite
 
 
 def check_positive_int(value, name):

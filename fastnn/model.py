@@ -9,7 +9,7 @@ from ._spec import ModelSpec
 from ._trainer import Diverged, trainer_for
 from ._validation import (
     as_list, as_matrix, check_dtype, check_positive_float, check_seed, check_trainable,
-    compiled_batch_check, targets,
+    compiled_checks, targets,
 )
 from .kernels.codes import (
     ACTIVATION_LOSS, ACTIVATION_NAMES, BCE, CROSS_ENTROPY, LOSS_ACTIVATION,
@@ -296,7 +296,7 @@ class MLP:
             opt = get_optimizer(optimizer, lr)
         if not self._trainable:
             check_trainable(self.spec)
-        K = self._kernels()
+        K = _backend.kernels(self.backend)
         X, Y, n = self._step_batch(K, X, y)
         if opt is None or opt.n_state == 0:  # plain SGD: no state, the store's is left alone
             trainer = trainer_for(self, K, OPT_SGD, 0, stateless=True)
@@ -326,8 +326,9 @@ class MLP:
             y = K.to_host(y) if K.is_device_array(y) else y
             return X, K.to_backend(targets(y, spec.loss, X.shape[0], spec.n_out,
                                            spec.dtype)), X.shape[0]
-        check = compiled_batch_check(K)
-        if check is not None and spec.loss == CROSS_ENTROPY:
+        checks = compiled_checks(K)
+        if checks is not None and spec.loss == CROSS_ENTROPY:
+            check = checks.step_inputs
             Y = self._onehot
             n = check(X, y, Y, spec.n_in)
             if n < 0:  # a larger batch than before: grow the one-hot buffer

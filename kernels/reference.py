@@ -175,16 +175,24 @@ def _update_array(opt, hyper, p, g, s1, s2, t, l2):
         raise ValueError(f"unknown optimiser code {opt}")
 
 
-@_quiet
-def update(theta, grad, s1, s2, shapes, opt, hyper, t):
-    tv, gv = param_views(theta, shapes), param_views(grad, shapes)
-    s1v = param_views(s1, shapes) if s1.size else None
-    s2v = param_views(s2, shapes) if s2.size else None
-    l2 = theta.dtype.type(hyper[H_L2])
+def _update_views(opt, hyper, tv, gv, s1v, s2v, t, l2):
+    """Apply optimiser ``opt`` to every layer's (W, b) views (L2 on the weights only)."""
     for l in range(len(tv)):
         for j, pen in ((0, l2), (1, 0)):
             _update_array(opt, hyper, tv[l][j], gv[l][j], s1v[l][j] if s1v else None,
                           s2v[l][j] if s2v else None, t, pen)
+
+
+def _state_views(s, shapes):
+    """Per-layer views of optimiser state ``s`` (None for an optimiser without state)."""
+    return param_views(s, shapes) if s.size else None
+
+
+@_quiet
+def update(theta, grad, s1, s2, shapes, opt, hyper, t):
+    _update_views(opt, hyper, param_views(theta, shapes), param_views(grad, shapes),
+                  _state_views(s1, shapes), _state_views(s2, shapes), t,
+                  theta.dtype.type(hyper[H_L2]))
 
 
 def all_finite(x):
@@ -199,6 +207,8 @@ def train_epoch(X, Y, sw, order, theta, grad, shapes, acts, loss, batch_size, op
                 t0, work):
     N = X.shape[0] if order is None else order.shape[0]
     tv, gv = param_views(theta, shapes), param_views(grad, shapes)
+    s1v, s2v = _state_views(s1, shapes), _state_views(s2, shapes)
+    l2 = theta.dtype.type(hyper[H_L2])
     loss_sum, done, t = 0.0, 0, t0
     for start in range(0, N, batch_size):
         n = min(batch_size, N - start)
@@ -214,7 +224,7 @@ def train_epoch(X, Y, sw, order, theta, grad, shapes, acts, loss, batch_size, op
         if not (np.isfinite(value) and np.isfinite(grad).all()):
             break
         t += 1
-        update(theta, grad, s1, s2, shapes, opt, hyper, t)
+        _update_views(opt, hyper, tv, gv, s1v, s2v, t, l2)
         loss_sum += value * n
         done += 1
     return loss_sum, done

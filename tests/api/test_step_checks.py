@@ -113,7 +113,7 @@ def test_train_step_agrees_with_the_numpy_checks(backend_name, dtype, monkeypatc
             n = batch.shape[0]
             fast = _train(backend_name, dtype, batch, y[:n], 0.1)
             with monkeypatch.context() as mp:
-                mp.setattr(fastnn.model, "compiled_batch_check", lambda K: None)
+                mp.setattr(fastnn.model, "compiled_checks", lambda K: None)
                 slow = _train(backend_name, dtype, batch, y[:n], 0.1)
             assert fast[0] == slow[0]
             np.testing.assert_array_equal(fast[1], slow[1])
@@ -160,7 +160,21 @@ def test_train_step_lr_check(backend, lr):
 
 
 def test_numpy_backend_keeps_its_numpy_checks():
-    assert _validation.compiled_batch_check(fastnn._backend.kernels("numpy")) is None
+    assert _validation.compiled_checks(fastnn._backend.kernels("numpy")) is None
+
+
+def test_snapshot_helpers():
+    # numpy keeps its own; both compiled CPU backends take the extension's compiled ones
+    ref = fastnn._backend.kernels("numpy")
+    assert _validation.snapshot_helpers(ref) == (ref.copy_into, ref.all_finite)
+    for name in COMPILED_BACKENDS:
+        copy, finite = _validation.snapshot_helpers(fastnn._backend.kernels(name))
+        assert (copy, finite) == (cy.copy_into, cy.all_finite)
+        a, b = np.arange(6.0, dtype=np.float32), np.zeros(6, np.float32)
+        copy(b, a)
+        np.testing.assert_array_equal(a, b)
+        b[3] = np.inf
+        assert finite(a) and not finite(b)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
