@@ -229,30 +229,31 @@ def check_sample_weight(sample_weight, n, dtype, return_mean=False):
     return (out, total / n) if return_mean else out
 
 
-_COMPILED = {}
+class _CompiledChecks(dict):
+    """Kernel module -> its compiled checks (see ``compiled_checks``), found on first use."""
+
+    def __missing__(self, K):
+        checks = None
+        if getattr(K, "__name__", None) in (BACKENDS["cython"], BACKENDS["numba"]):
+            try:
+                checks = importlib.import_module(BACKENDS["cython"])
+            except (ImportError, RuntimeError):  # the extension was not built
+                checks = None
+        self[K] = checks
+        return checks
 
 
-def compiled_checks(K):
-    """The Cython extension's compiled API checks for kernel module ``K``, or None.
+compiled_checks = _CompiledChecks().__getitem__
+"""compiled_checks(K): the Cython extension's compiled API checks for kernel module ``K``, or
+None.
 
-    ``step_inputs``, ``all_finite`` and ``copy_into`` of ``kernels/_cython`` (checks.pxi) take
-    any C-contiguous NumPy arrays, so they serve both compiled CPU backends (numba and cython):
-    from Python they cost less per call than a Numba dispatch, which matters at ``train_step``'s
-    small batches. The NumPy reference backend keeps its NumPy checks, as the baseline it is,
-    and so does every backend when the extension was not built.
-    """
-    try:
-        return _COMPILED[K]
-    except KeyError:
-        pass
-    checks = None
-    if getattr(K, "__name__", None) in (BACKENDS["cython"], BACKENDS["numba"]):
-        try:
-            checks = importlib.import_module(BACKENDS["cython"])
-        except (ImportError, RuntimeError):  # the extension was not built
-            checks = None
-    _COMPILED[K] = checks
-    return checks
+``step_inputs``, ``all_finite`` and ``copy_into`` of ``kernels/_cython`` (checks.pxi) take any
+C-contiguous NumPy arrays, so they serve both compiled CPU backends (numba and cython): from
+Python they cost less per call than a Numba dispatch, which matters at ``train_step``'s small
+batches. The NumPy reference backend keeps its NumPy checks, as the baseline it is, and so
+does every backend when the extension was not built. (A dict lookup, not a Python function:
+``train_step`` calls it on every batch.)
+"""
 
 
 def snapshot_helpers(K):
