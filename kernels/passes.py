@@ -3,8 +3,6 @@
 Used by inference, ``MLP.loss`` and ``MLP.gradients``, and by the NumPy reference's epoch loop.
 """
 
-import numpy as np
-
 from .codes import IDENTITY
 
 
@@ -46,8 +44,3 @@ def batch_gradients(K, Xb, Yb, swb, params, grads, acts, loss, As, D0, D1):
         else:
             K.backward(dZ, As[0], Xb, W, IDENTITY if L == 1 else acts[0], dW, db, None)
     return value
-
-
-def allocate_outputs(n, params, dtype):
-    """Fresh per-layer output buffers for ``n`` rows (inference allocates; training does not)."""
-    return [np.empty((n, W.shape[0]), dtype=dtype) for W, _ in params]
