@@ -63,7 +63,10 @@ def in_unit_interval(a):
 
 
 def _numeric(a, name):
-    a = np.asarray(a)
+    try:
+        a = np.asarray(a)
+    except ValueError as exc:  # a ragged nested sequence
+        raise ValueError(f"{name} is not a regular array (ragged rows?): {exc}") from None
     if a.dtype.kind not in "biuf":
         raise ValueError(f"{name} must hold real numbers, got dtype {a.dtype}")
     return a
@@ -114,7 +117,7 @@ def targets(y, loss, n_rows, n_out, dtype):
     cross_entropy takes integer labels (n,) or one-hot/probabilities (n, k); bce takes 0/1 as
     (n,) or (n, k); mse takes (n,) when there is one output, or (n, k).
     """
-    if type(y) is np.ndarray and y.dtype == dtype and y.shape[0] == n_rows:
+    if type(y) is np.ndarray and y.ndim and y.dtype == dtype and y.shape[0] == n_rows:
         Y = _dense_targets(y, loss, n_rows, n_out)
         if Y is not None:
             return Y
@@ -222,11 +225,15 @@ def check_sample_weight(sample_weight, n, dtype, return_mean=False):
         raise ValueError("sample_weight contains NaN or infinity")
     if (w < 0).any():
         raise ValueError("sample_weight must be >= 0")
-    total = w.sum()
-    if total <= 0:
+    top = w.max() if n else 0.0
+    if top <= 0:
         raise ValueError("sample_weight sums to zero: there is nothing to learn from")
+    # scaled by the largest first, so that neither the sum (huge weights) nor its inverse
+    # (subnormal weights) can overflow: w / top is in [0, 1] and its sum in [1, n]
+    w = w / top
+    total = w.sum()
     out = np.ascontiguousarray(w * (n / total), dtype=dtype)
-    return (out, total / n) if return_mean else out
+    return (out, top * (total / n)) if return_mean else out
 
 
 class _CompiledChecks(dict):

@@ -159,3 +159,47 @@ def test_fit_stopping_early_leaves_the_seed_generator_one_order_per_epoch_on(rng
     for _ in range(history.epochs):
         theirs.permutation(50)
     assert ours.bit_generator.state == theirs.bit_generator.state
+
+
+# --- numeric extremes and odd shapes at the boundary ---------------------------------------
+
+@pytest.mark.parametrize("scale", [1e300, 8e307, 1.0, 1e-300, 5e-324])
+def test_sample_weight_scale_never_overflows(scale):
+    # only the ratios matter: weights near the float limits (8e307 sums past the largest
+    # double; 5e-324 is the smallest subnormal) give the same mean-1 weights as plain ones
+    w = np.array([1.0, 2.0, 0.0, 1.0]) * scale
+    with np.errstate(all="raise"):
+        out, mean = V.check_sample_weight(w, 4, np.float64, return_mean=True)
+    np.testing.assert_allclose(out, [1.0, 2.0, 0.0, 1.0], rtol=1e-12)
+    assert mean == pytest.approx(scale, rel=1e-12)  # the mean of [1, 2, 0, 1] * scale
+
+
+@pytest.mark.parametrize("scale", [1e307, 1e-310])  # 64 * 1e307 overflows a sum
+def test_fit_learns_with_extreme_sample_weights(scale):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 3)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    plain = fastnn.MLP.from_sizes([3, 8, 2], seed=1)
+    heavy = fastnn.MLP.from_sizes([3, 8, 2], seed=1)
+    plain.fit(X, y, epochs=3, progress=False, shuffle=False)
+    heavy.fit(X, y, epochs=3, progress=False, shuffle=False, sample_weight=np.full(64, scale))
+    for a, b in zip(plain.layers, heavy.layers):
+        np.testing.assert_allclose(a.W, b.W, rtol=1e-5, atol=1e-6)
+
+
+def test_zero_d_target_of_the_model_dtype_is_a_value_error():
+    m = fastnn.MLP.from_sizes([4, 3, 2], seed=0)
+    X = np.ones((1, 4), np.float32)
+    for y in (np.array(1.0, np.float32), np.array(1)):
+        with pytest.raises(ValueError, match="y must be 1-D or 2-D"):
+            m.loss(X, y)
+        with pytest.raises(ValueError, match="y must be 1-D or 2-D"):
+            m.train_step(X, y, 0.1)
+
+
+def test_ragged_input_names_the_argument():
+    m = fastnn.MLP.from_sizes([2, 3, 2], seed=0)
+    with pytest.raises(ValueError, match="y is not a regular array"):
+        m.fit(np.ones((2, 2)), [[0, 1], [1]], progress=False)
+    with pytest.raises(ValueError, match="X is not a regular array"):
+        m.fit([[1.0, 2.0], [1.0]], [0, 1], progress=False)
