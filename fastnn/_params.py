@@ -129,6 +129,22 @@ class ParamStore:
         self._s2 = np.array(s2, dtype=self.dtype) if np.size(s2) else self._none
         self.version += 1
 
+    def snapshot(self):
+        """A copy of the parameters and the optimiser state (what ``restore`` puts back)."""
+        self.sync()
+        return self._theta.copy(), self.opt_code, self.step, self._s1.copy(), self._s2.copy()
+
+    def restore(self, snap):
+        """Put back a ``snapshot``: the parameters in place (the layers' views stay valid) and
+        the optimiser state as it was; a device copy is refreshed on its next use."""
+        theta, code, step, s1, s2 = snap
+        self.sync()  # the host arrays are now the ones a device copy re-reads
+        self._theta[...] = theta
+        if code is None:
+            self.reset_optimizer()
+        else:
+            self.set_optimizer_state(code, step, s1, s2)
+
     # the backend's memory ----------------------------------------------------------------
     def arrays(self, K):
         """``(theta, grad, s1, s2)`` in the memory of kernel module ``K``.

@@ -38,6 +38,17 @@ class History:
             getattr(self, key).append(float(value))
         self.epochs += 1
 
+    def mark(self):
+        """A token for ``rewind``: how far the record goes now."""
+        return tuple(len(getattr(self, k)) for k in self.KEYS), (
+            self.epochs, self.best_epoch, self.stop_reason)
+
+    def rewind(self, mark):
+        """Forget what was recorded since ``mark`` (a failed call's epochs)."""
+        lengths, (self.epochs, self.best_epoch, self.stop_reason) = mark
+        for key, n in zip(self.KEYS, lengths):
+            del getattr(self, key)[n:]
+
     def as_dict(self):
         """The non-empty per-epoch lists, by name."""
         return {k: list(getattr(self, k)) for k in self.KEYS if getattr(self, k)}

@@ -4,6 +4,7 @@ Training runs in fastnn's one epoch loop (``fastnn.training.train``); the learni
 schedule live in the estimator's optimiser (``_optimizer``), which carries over ``partial_fit``.
 """
 
+import copy
 import math
 import numbers
 import threading
@@ -324,6 +325,38 @@ class _BaseMLP(BaseEstimator):
             warnings.warn(f"fastnn: {p['solver']} stopped at max_iter={p['max_iter']} before "
                           "the loss converged; raise max_iter or tol", ConvergenceWarning)
         return self
+
+    def _all_or_nothing(self, fit, *args):
+        """``fit(*args)``; if it raises (bad input, divergence, an interrupt), the estimator is
+        put back exactly as it was: its attributes, the model's parameters and optimiser state
+        (``ParamStore.snapshot``), the random stream and the records training extends. Each
+        costs O(1) or a copy of the parameters, never of the records."""
+        saved = self.__dict__.copy()
+        model, rng, state, history = (saved.get(k) for k in ("model_", "_rng", "_state",
+                                                             "history_"))
+        params = None if model is None else model.store.snapshot()
+        stream = None if rng is None else rng.bit_generator.state
+        lists = [(v, len(v)) for v in (saved.get("loss_curve_"), saved.get("validation_scores_"))
+                 if v is not None]
+        mark = None if history is None else history.mark()
+        if state is not None:
+            saved["_state"] = copy.copy(state)
+            if state.best_theta is not None:
+                saved["_state"].best_theta = state.best_theta.copy()
+        try:
+            return fit(*args)
+        except BaseException:
+            if params is not None:
+                model.store.restore(params)
+            if stream is not None:
+                rng.bit_generator.state = stream
+            for values, n in lists:
+                del values[n:]
+            if mark is not None:
+                history.rewind(mark)
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
 
     def _stratify_labels(self, Y):
         return None

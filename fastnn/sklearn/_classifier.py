@@ -85,7 +85,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         -------
         self
         """
-        return self._fit(X, y, sample_weight, incremental=False, classes=None)
+        return self._all_or_nothing(self._fit, X, y, sample_weight, False, None)
 
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over (X, y); ``classes`` (every label) is required on the first call.
@@ -94,7 +94,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         -------
         self
         """
-        return self._fit(X, y, sample_weight, incremental=True, classes=classes)
+        return self._all_or_nothing(self._fit, X, y, sample_weight, True, classes)
 
     def _fit(self, X, y, sample_weight, incremental, classes):
         p = self._checked()

@@ -32,7 +32,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         -------
         self
         """
-        return self._fit(X, y, sample_weight, incremental=False)
+        return self._all_or_nothing(self._fit, X, y, sample_weight, False)
 
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch over (X, y).
@@ -41,7 +41,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         -------
         self
         """
-        return self._fit(X, y, sample_weight, incremental=True)
+        return self._all_or_nothing(self._fit, X, y, sample_weight, True)
 
     def _fit(self, X, y, sample_weight, incremental):
         p = self._checked()
