@@ -18,13 +18,18 @@ def _number(text):
         return None
 
 
+_EXACT = 2.0 ** 53  # the largest float64 below which every integer is exact
+
+
 def _labels(column):
-    """Labels as int64 when every one is an integer, float64 when numeric, else strings."""
+    """Labels as int64 when every one is an integer that a float64 holds exactly (|v| <= 2**53),
+    float64 when numeric (1e20 stays 1e20, never an int64 that wrapped), else strings."""
     values = [_number(v) for v in column]
     if any(v is None for v in values):
         return np.array([v.strip() for v in column])
     arr = np.array(values)
-    if np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+    if (np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))
+            and np.all(np.abs(arr) <= _EXACT)):
         return arr.astype(np.int64)
     return arr
 
