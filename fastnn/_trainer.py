@@ -2,9 +2,9 @@
 
 ``Trainer`` binds a model's store to a backend and an optimiser kind, and runs the backend's
 compiled ``train_epoch`` over a block of batches from a snapshot: when a batch's loss or gradient
-is not finite (the kernel stops before its update) or an update overflows the parameters, it
-puts back the snapshot, replays the block up to the last finite update (the replay is
-deterministic) and raises ``Diverged``. ``MLP.train_step`` is one block of one batch.
+is not finite (the kernel stops before its update) or an update overflows the parameters or the
+optimiser state, it puts back the snapshot, replays the block up to the last finite update (the
+replay is deterministic) and raises ``Diverged``. ``MLP.train_step`` is one block of one batch.
 
 The epoch bodies the loop calls:
 
@@ -60,6 +60,9 @@ class Trainer:
         self._rate = None  # the rate set_sgd_rate last wrote (None: the hyper vector was set)
         self.kernel = K.train_epoch
         self.copy, self.finite = snapshot_helpers(K)
+        # what must stay finite after an update: the parameters and the optimiser state (a
+        # huge L2 term can overflow Adam's second moment while the parameters look fine)
+        self.kept = [a for a in (self.theta, self.s1, self.s2) if a.size]
         self.saved = None  # copies to fall back on, made on first use (``release`` drops them)
 
     # the hyper-parameters the kernels read: this trainer's, set through these three
@@ -97,7 +100,7 @@ class Trainer:
         loss_sum, done = self.kernel(X, Y, sw, order, theta, self.grad, self.shapes, self.acts,
                                      self.loss, bs, self.code, self.hyper, self.s1, self.s2, t0,
                                      work)
-        if done < steps or not self.finite(theta):
+        if done < steps or not self.state_finite():
             self._recover(X, Y, sw, order, bs, work, t0, done)
         if not self.stateless:
             store.step = t0 + done
@@ -106,9 +109,10 @@ class Trainer:
         return loss_sum, done
 
     def _recover(self, X, Y, sw, order, bs, work, t0, done):
-        """Replay the block up to its last update that left the parameters finite; raise."""
+        """Replay the block up to its last update that left the parameters and optimiser state
+        finite; raise."""
         failed, overflow = done + 1, False  # the batch whose loss or gradient was not finite
-        while done > 0 and not self.finite(self.theta):
+        while done > 0 and not self.state_finite():
             failed, overflow = done, True  # this update overflowed the parameters
             done -= 1
             self.restore()
@@ -118,13 +122,21 @@ class Trainer:
                         if order is None else (X, Y, sw, order[:rows]))
                 self.kernel(*data, self.theta, self.grad, self.shapes, self.acts, self.loss, bs,
                             self.code, self.hyper, self.s1, self.s2, t0, work)
-        if done == 0 and not self.finite(self.theta):
+        if done == 0 and not self.state_finite():
             self.restore()
         if not self.stateless:
             self.store.step = t0 + done
         if self.device:
             self.store.trained()
         raise Diverged(failed, overflow)
+
+    def state_finite(self):
+        """Whether the parameters and the optimiser state hold no NaN or infinity."""
+        finite = self.finite
+        for a in self.kept:
+            if not finite(a):
+                return False
+        return True
 
     def snapshot(self):
         """Copy the parameters and optimiser state aside (what ``restore`` puts back)."""
@@ -177,7 +189,7 @@ class CompiledEpoch:
             try:
                 loss_sum, done = run(X, Y, sw, order, bs, work, self.n_batches)
             except Diverged as exc:
-                raise _diverged(epoch, exc.step) from None
+                raise _diverged(epoch, exc) from None
             if bar is not None:
                 bar.update(done)
             return loss_sum
@@ -190,17 +202,21 @@ class CompiledEpoch:
                 else:
                     loss_sum, done = run(X, Y, sw, order[lo:hi], bs, work, steps)
             except Diverged as exc:
-                raise _diverged(epoch, lo // bs + exc.step) from None
+                raise _diverged(epoch, exc, lo // bs + exc.step) from None
             total += loss_sum
             if bar is not None:
                 bar.update(done)
         return total
 
 
-def _diverged(epoch, step):
+def _diverged(epoch, exc, step=None):
+    """The FloatingPointError for ``Diverged`` ``exc`` (``step``: its step in the epoch)."""
+    what = ("its update overflowed the parameters or the optimiser state" if exc.overflow
+            else "the loss or a gradient is not finite")
     return FloatingPointError(
-        f"training diverged at epoch {epoch}, step {step}: the loss or a gradient is not "
-        "finite; the model keeps its last finite parameters (try a smaller learning rate)")
+        f"training diverged at epoch {epoch}, step {exc.step if step is None else step}: "
+        f"{what}; the model keeps its last finite parameters (try a smaller learning rate"
+        f"{' or L2 penalty' if exc.overflow else ''})")
 
 
 class ReducedEpoch:
@@ -259,7 +275,7 @@ class ReducedEpoch:
             g /= recv[P]
             t.store.step += 1
             t.K.update(t.theta, g, t.s1, t.s2, t.shapes, t.code, t.hyper, t.store.step)
-            if not t.finite(t.theta):
+            if not t.state_finite():
                 t.restore()
                 t.store.step = snap_t
                 r.diverged(False, where, "an update overflowed",

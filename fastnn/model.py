@@ -276,7 +276,8 @@ class MLP:
             and carries over between calls, and to and from ``fit``, while its kind is the same.
 
         Raises FloatingPointError, leaving the model unchanged, if the loss or gradient is not
-        finite or the update overflows the parameters. Not thread-safe on one model.
+        finite or the update overflows the parameters or optimiser state. Not thread-safe on one
+        model.
         """
         if type(optimizer) is str and optimizer == "sgd":  # the common case, kept lean
             if type(lr) is not float or not 0.0 < lr < _INF:
@@ -308,8 +309,9 @@ class MLP:
             loss_sum, _ = trainer.run(X, Y, None, None, n, self.store.workspace(K, n), 1)
         except Diverged as exc:
             raise FloatingPointError(
-                "train_step: the update overflowed the parameters (try a smaller learning "
-                "rate); the model was not updated" if exc.overflow else
+                "train_step: the update overflowed the parameters or the optimiser state (try "
+                "a smaller learning rate or L2 penalty); the model was not updated"
+                if exc.overflow else
                 "train_step: the loss or gradient is not finite; the model was not updated"
             ) from None
         return loss_sum / n

@@ -205,3 +205,35 @@ def test_fit_after_divergence_can_continue_with_a_smaller_lr(backend):
     history = model.fit(X, y, epochs=5, batch_size=4, lr=0.1, progress=False)
     assert np.isfinite(history.loss).all()
     assert history.loss[-1] < history.loss[0]
+
+
+def _huge_l2(optimizer):
+    """A model fitted one epoch with ``optimizer``, its data, and a fit with a huge L2 term."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    model = fastnn.MLP.from_sizes([4, 5, 2], dtype=np.float32, seed=0)
+    model.fit(X, y, epochs=1, optimizer=optimizer, lr=0.01, progress=False)
+    return model, lambda: model.fit(X, y, epochs=3, optimizer=optimizer, lr=0.01, l2=1e38,
+                                    progress=False)
+
+
+def test_an_optimiser_state_that_overflows_is_divergence(backend):
+    # the gradient stays finite and so do the parameters, but Adam's v = g² overflows: it is
+    # reported, never kept in the store
+    model, huge = _huge_l2("adam")
+    store = model.store
+    before, m, v, step = store.theta.copy(), store.s1.copy(), store.s2.copy(), store.step
+    with pytest.raises(FloatingPointError, match="overflowed the parameters or the optimiser"):
+        huge()
+    # the model is at the end of the last whole step that left it finite: here, none
+    assert store.step == step
+    for now, then in ((store.theta, before), (store.s1, m), (store.s2, v)):
+        np.testing.assert_array_equal(now, then)
+
+
+def test_a_huge_l2_term_with_momentum_keeps_a_finite_model(backend):
+    model, huge = _huge_l2("momentum")
+    with pytest.raises(FloatingPointError, match="diverged"):
+        huge()
+    assert np.isfinite(model.store.theta).all() and np.isfinite(model.store.s1).all()
