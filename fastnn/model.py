@@ -1,5 +1,7 @@
 """MLP: a stack of Dense layers whose numbers live in one ParamStore."""
 
+import math
+
 import numpy as np
 
 from . import _backend, _format, training
@@ -8,7 +10,7 @@ from ._params import ParamStore
 from ._spec import ModelSpec
 from ._trainer import Diverged, trainer_for
 from ._validation import (
-    as_list, as_matrix, check_dtype, check_positive_float, check_seed, check_trainable,
+    all_finite, as_list, as_matrix, check_dtype, check_positive_float, check_seed, check_trainable,
     compiled_checks, targets,
 )
 from .kernels.codes import (
@@ -165,6 +167,9 @@ class MLP:
     def forward(self, X):
         """The output layer's activations for X (n, in). Safe to call from several threads.
 
+        The raw numbers: where a layer overflows they hold inf or NaN. ``predict``,
+        ``predict_proba``, ``score`` and ``loss`` raise FloatingPointError there instead.
+
         With the cuda backend X may be a GPU array (``__cuda_array_interface__``); the result is
         then a numba device array, and a NumPy array for host input.
         """
@@ -177,8 +182,14 @@ class MLP:
         return A if on_device else K.to_host(A)
 
     def _forward_host(self, X):
+        """``forward`` on the host, for predictions: FloatingPointError rather than NaN."""
         A = self.forward(X)
-        return A if isinstance(A, np.ndarray) else self._kernels().to_host(A)
+        A = A if isinstance(A, np.ndarray) else self._kernels().to_host(A)
+        if not all_finite(A):
+            raise FloatingPointError(
+                f"the model's output is not finite for this X: a layer overflowed {self.dtype} "
+                "(inputs or weights too large?)")
+        return A
 
     def predict_proba(self, X):
         """Class probabilities: softmax outputs, or (1 - p, p) for one sigmoid output."""
@@ -201,9 +212,9 @@ class MLP:
         return A[:, 0] if A.shape[1] == 1 else A
 
     def loss(self, X, y):
-        """Mean loss of the model on (X, y), from the logits (never overflows).
+        """Mean loss of the model on (X, y), from the logits (the loss itself never overflows).
 
-        Safe to call from several threads.
+        FloatingPointError when a layer overflowed. Safe to call from several threads.
         """
         spec = self._checked_loss()
         K = self._kernels()
@@ -213,7 +224,12 @@ class MLP:
         params = self.store.views(self.store.arrays(K)[0])
         outs = [K.zeros((X.shape[0], W.shape[0]), spec.dtype) for W, _ in params]
         Z = forward_pass(K, X, params, spec.acts, outs, logits=True)
-        return float(K.output_step(Z, Y, spec.loss, K.zeros(Z.shape, spec.dtype), None))
+        value = float(K.output_step(Z, Y, spec.loss, K.zeros(Z.shape, spec.dtype), None))
+        if not math.isfinite(value):
+            raise FloatingPointError(
+                f"the loss is not finite for this (X, y): a layer overflowed {spec.dtype} "
+                "(inputs or weights too large?)")
+        return value
 
     def _checked_loss(self):
         if self.spec.loss is None:
