@@ -13,6 +13,8 @@ import time
 
 import numpy as np
 
+from ._version import __version__
+
 # Subcommands that other modules contribute when present: module.register(subparsers) adds
 # the parser, module.run(args) runs it.
 _PLUGINS = ("bench",)
@@ -35,6 +37,7 @@ def _hidden(text):
 
 def _parser():
     p = _Parser(prog="fastnn", description="Fast multilayer perceptrons.")
+    p.add_argument("--version", action="version", version=f"fastnn {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     t = sub.add_parser("train", help="train an MLP (digits by default) and report accuracy")
     t.add_argument("--data", help="training data: .npz with X and y, or .csv with the label in "

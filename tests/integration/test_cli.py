@@ -1,11 +1,15 @@
-"""The ``fastnn`` command: train, predict, info, and one-line errors."""
+"""The ``fastnn`` command: train, predict, info, --version, and one-line errors."""
 
+import os
+import shutil
 import subprocess
 import sys
+import sysconfig
 
 import numpy as np
 import pytest
 
+import fastnn
 from fastnn.cli import main
 
 
@@ -170,3 +174,20 @@ def test_module_entry_point_errors_have_no_traceback(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 1 and "Traceback" not in res.stderr
     assert res.stderr.startswith("fastnn: error: no such model file")
+
+
+def _fastnn_command():
+    """The ``fastnn`` console script installed for this interpreter, or None."""
+    folders = os.pathsep.join([sysconfig.get_path("scripts"), os.path.dirname(sys.executable)])
+    script = shutil.which("fastnn", path=folders)
+    return [script] if script else None
+
+
+@pytest.mark.parametrize("how", ["command", "module"])
+def test_version_flag(how):
+    argv = _fastnn_command() if how == "command" else [sys.executable, "-m", "fastnn"]
+    if argv is None:
+        pytest.skip("no fastnn console script beside this Python")
+    res = subprocess.run(argv + ["--version"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == f"fastnn {fastnn.__version__}\n"
