@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from ._version import __version__
+from ._version import __version__, install_hint
 
 # Subcommands that other modules contribute when present: module.register(subparsers) adds
 # the parser, module.run(args) runs it.
@@ -139,7 +139,7 @@ def _check_plot_available():
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise ImportError("--plot needs matplotlib: pip install 'fastnn[plot]'") from None
+        raise ImportError("--plot needs matplotlib: " + install_hint("plot")) from None
 
 
 def _plot(history, path, val_label):

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from ._version import install_hint
+
 
 def validation_split(n, fraction, rng, labels=None):
     """Indices ``(train, held_out)`` holding out about ``fraction`` of ``n`` rows.
@@ -57,8 +59,8 @@ def load_digits_split(test_fraction=0.25, seed=0):
     try:
         from sklearn.datasets import load_digits
     except ImportError:
-        raise ImportError("the digits data comes with scikit-learn: pip install 'fastnn[digits]'"
-                          ) from None
+        raise ImportError("the digits data comes with scikit-learn: "
+                          + install_hint("digits")) from None
     X, y = load_digits(return_X_y=True)
     X = (X / 16.0).astype(np.float32)
     train, test = validation_split(len(y), test_fraction, np.random.default_rng(seed), y)

@@ -19,6 +19,7 @@ import numpy as np
 
 from . import _backend, _hooks, _loop
 from ._trainer import body_for
+from ._version import install_hint
 from ._validation import (
     as_matrix, check_nonnegative_float, check_positive_int, check_trainable, targets,
 )
@@ -39,7 +40,7 @@ def _world(comm):
         from mpi4py import MPI
     except ImportError:
         raise ImportError("fastnn.distributed needs mpi4py and an MPI library: "
-                          "pip install 'fastnn[mpi]' (see the README)") from None
+                          + install_hint("mpi") + " (see the README)") from None
     return MPI.COMM_WORLD
 
 

@@ -98,7 +98,7 @@ def test_plot_draws_the_curves(capsys, rng, tmp_path):
 def test_plot_without_matplotlib_is_a_clear_error(capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     code, out, err = _run(capsys, "train", "--plot", "c.png", "--epochs", "1")
-    assert code != 0 and "pip install 'fastnn[plot]'" in err and out == ""
+    assert code != 0 and 'pip install "fastnn-mlp[plot]"' in err and out == ""
 
 
 def _bad_csv(tmp_path):

@@ -43,7 +43,7 @@ def _mpiexec():
 
 def _why_no_mpi():
     if importlib.util.find_spec("mpi4py") is None:
-        return "mpi4py is not installed (pip install 'fastnn[mpi]')"
+        return "mpi4py is not installed (pip install 'fastnn-mlp[mpi]')"
     if _mpiexec() is None:
         return "no mpiexec found next to Python or on PATH (pip install mpich)"
     return None
