@@ -5,9 +5,8 @@ flat parameters, optionally the optimiser state and user arrays under ``extra/``
 digest of all of it and, when saved with a key, an HMAC-SHA256 signature. ``write`` and
 ``read`` deal in arrays; ``MLP.save``/``MLP.load`` (and ``fastnn.io``) turn them into models.
 
-The digest is a checksum: it catches truncated, damaged or carelessly edited files, but anyone
-can recompute it, so it is not authentication. Only the keyed signature (``key=``) says that a
-file was written by someone holding the key.
+The digest is a checksum (it catches damaged or carelessly edited files), not authentication:
+anyone can recompute it. Only the keyed signature (``key=``) says a key holder wrote a file.
 
 ``read`` takes untrusted files: a FIFO, device or directory is refused unopened; the zip
 directory and every ``.npy`` header are checked against the architecture the file declares
@@ -20,7 +19,6 @@ import hmac
 import os
 import re
 import stat
-import struct
 import tempfile
 import zipfile
 from typing import Any, BinaryIO, Callable, Dict, Mapping, Optional, Sequence, Union
@@ -61,8 +59,8 @@ class ModelFileError(ValueError):
 
 
 def _hashes(arrays, key=None):
-    """SHA-256 over every array but the digest, in name order (names, dtypes, shapes, bytes);
-    with ``key``, also the HMAC-SHA256 over the same content less the signature."""
+    """SHA-256 over every array but the digest, in name order (names, dtypes, shapes, bytes),
+    and with ``key`` the HMAC-SHA256 of the same less the signature."""
     h = hashlib.sha256()
     mac = hmac.new(key, digestmod=hashlib.sha256) if key is not None else None
     for name in sorted(arrays):
@@ -87,6 +85,17 @@ def _check_key(key):
     return bytes(key)
 
 
+class KeyedPath(os.PathLike):
+    """A path and the HMAC key its file is signed (saved) or checked (loaded) with: how
+    ``fastnn.io`` passes ``key=`` through ``MLP.save`` and ``MLP.load``."""
+
+    def __init__(self, path, key: bytes):
+        self.path, self.key = os.fspath(path), _check_key(key)
+
+    def __fspath__(self) -> str:
+        return self.path
+
+
 def _plain(name, value):
     a = np.asarray(value)
     if a.dtype.kind not in "biufU":
@@ -95,7 +104,7 @@ def _plain(name, value):
     return a
 
 
-def write(path: Union[str, "os.PathLike[str]"], *, sizes: Sequence[int],
+def write(path: Union[str, os.PathLike], *, sizes: Sequence[int],
           activations: Sequence[str], loss: Optional[str], theta: np.ndarray,
           opt: Optional[tuple] = None, extra: Optional[Mapping[str, Any]] = None,
           key: Optional[bytes] = None) -> None:
@@ -120,16 +129,11 @@ def write(path: Union[str, "os.PathLike[str]"], *, sizes: Sequence[int],
     key : bytes, optional
         Also store an HMAC-SHA256 signature with this key; ``read(path, key=key)`` checks it.
     """
-    key = None if key is None else _check_key(key)
-    arrays = {
-        "format": np.array(FORMAT),
-        "version": np.array(VERSION, np.int64),
-        "sizes": np.array(sizes, np.int64),
-        "activations": np.array(activations),
-        "loss": np.array("" if loss is None else loss),
-        "dtype": np.array(theta.dtype.name),
-        "theta": theta,
-    }
+    key = getattr(path, "key", None) if key is None else _check_key(key)
+    arrays = {"format": np.array(FORMAT), "version": np.array(VERSION, np.int64),
+              "sizes": np.array(sizes, np.int64), "activations": np.array(activations),
+              "loss": np.array("" if loss is None else loss),
+              "dtype": np.array(theta.dtype.name), "theta": theta}
     if opt is not None:
         code, step, s1, s2 = opt
         arrays.update(opt_code=np.array(code, np.int64), opt_t=np.array(step, np.int64),
@@ -146,9 +150,6 @@ def write(path: Union[str, "os.PathLike[str]"], *, sizes: Sequence[int],
 
 
 # saving ------------------------------------------------------------------------------------
-_TMP = ".fastnn-tmp-"
-
-
 def _umask():
     try:
         with open("/proc/self/status") as f:
@@ -176,7 +177,7 @@ def _remove_stale(folder, prefix):
             pass
 
 
-def atomic_write(path: Union[str, "os.PathLike[str]"],
+def atomic_write(path: Union[str, os.PathLike],
                  fill: Callable[[BinaryIO], None]) -> None:
     """Write a file whole, then rename it over ``path`` (through a symlink, to its target).
 
@@ -192,7 +193,7 @@ def atomic_write(path: Union[str, "os.PathLike[str]"],
     """
     target = os.path.realpath(os.fspath(path))
     folder, name = os.path.split(target)
-    prefix = "." + name[:120] + _TMP
+    prefix = "." + name[:120] + ".fastnn-tmp-"
     _remove_stale(folder, prefix)
     fd, tmp = tempfile.mkstemp(prefix=f"{prefix}{os.getpid()}-", dir=folder)
     try:
@@ -286,7 +287,11 @@ def _header(zf, info, path):
         if version not in ((1, 0), (2, 0)):
             raise _bad(path, f"member {info.filename!r} has .npy version {version}")
         read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
-        shape, fortran, dtype = read(f, max_header_size=_MAX_HEADER)
+        try:
+            shape, fortran, dtype = read(f, max_header_size=_MAX_HEADER)
+        except Exception as exc:                    # numpy's parser: ValueError, SyntaxError..
+            raise _bad(path, f"member {info.filename!r} has a corrupt .npy header "
+                             f"({type(exc).__name__}: {exc})") from None
         offset = f.tell()
     if dtype.hasobject or dtype.kind == "O":
         raise _bad(path, f"member {info.filename!r} holds pickled Python objects (an object "
@@ -424,7 +429,7 @@ def _read_checked(f, path, key):
     archive_size = os.fstat(f.fileno()).st_size
     try:
         zf = zipfile.ZipFile(f)
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, struct.error):
+    except Exception:               # BadZipFile, EOFError, OSError, struct.error, ...
         raise ModelFileError(f"{path!r} is not a fastnn model file: it is not an .npz archive "
                              "(truncated, or another kind of file)") from None
     with zf:
@@ -438,10 +443,8 @@ def _read_checked(f, path, key):
         meta = {k: v[()] if v.shape == () else v for k, v in meta.items()}
         sizes, acts, loss, dtype, n = _architecture(meta, path)
         _check_payload(members, dtype, n, path)
-        arrays = dict(meta)
-        for k, m in members.items():
-            if k not in arrays:
-                arrays[k] = _read_data(zf, m, path)
+        arrays = {k: meta[k] if k in meta else _read_data(zf, m, path)
+                  for k, m in members.items()}
     arrays = {k: np.asarray(v) for k, v in arrays.items()}
     _verify(arrays, key, path)
     theta = arrays["theta"]
@@ -453,7 +456,7 @@ def _read_checked(f, path, key):
                       if k.startswith("extra/")}}
 
 
-def read(path: Union[str, "os.PathLike[str]"], *, key: Optional[bytes] = None
+def read(path: Union[str, os.PathLike], *, key: Optional[bytes] = None
          ) -> Dict[str, Any]:
     """Read and check a file written by ``write``.
 
@@ -478,17 +481,15 @@ def read(path: Union[str, "os.PathLike[str]"], *, key: Optional[bytes] = None
         (a ValueError) For a non-regular path; a truncated, modified, malformed or foreign
         file, or one from a newer fastnn; a missing or wrong signature when ``key`` is given.
     """
+    key = getattr(path, "key", None) if key is None else _check_key(key)
     path = os.fspath(path)
-    key = None if key is None else _check_key(key)
     with _open_regular(path) as f:
         try:
             return _read_checked(f, path, key)
         except ModelFileError:
             raise
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError,
-                KeyError, TypeError, NotImplementedError, RuntimeError, struct.error,
-                OverflowError, UnicodeError, MemoryError) as exc:
-            raise _bad(path, f"{type(exc).__name__}: {exc}") from None
+        except Exception as exc:        # BadZipFile, OSError, zlib.error, ...: all the file's
+            raise _bad(path, f"{type(exc).__name__}: {exc}") from exc
 
 
 def param_views(fields: Dict[str, Any]) -> list:

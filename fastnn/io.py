@@ -17,13 +17,12 @@ import numpy as np
 
 from . import _format
 from ._format import ModelFileError
-from .layers import Dense
 from .model import MLP
 
 __all__ = ["ModelFileError", "load", "save"]
 
 
-def save(model: MLP, path: Union[str, "os.PathLike[str]"], *, optimizer_state: bool = True,
+def save(model: MLP, path: Union[str, os.PathLike], *, optimizer_state: bool = True,
          extra: Optional[Mapping[str, Any]] = None, key: Optional[bytes] = None) -> None:
     """Write ``model`` to ``path`` as a versioned ``.npz`` (written whole, then renamed in place).
 
@@ -45,18 +44,12 @@ def save(model: MLP, path: Union[str, "os.PathLike[str]"], *, optimizer_state: b
         Sign the file with HMAC-SHA256 under this secret key; ``load(path, key=key)`` then
         checks it. Without a key the file carries only its digest, a checksum.
     """
-    if key is None:
-        model.save(path, optimizer_state=optimizer_state, extra=extra)
-        return
-    store = model.store
-    opt = None
-    if optimizer_state and store.opt_code is not None:
-        opt = (store.opt_code, store.step, store.s1, store.s2)
-    _format.write(path, sizes=model.sizes, activations=[l.activation for l in model.layers],
-                  loss=model.loss_name, theta=store.theta, opt=opt, extra=extra, key=key)
+    if key is not None:
+        path = _format.KeyedPath(path, key)
+    model.save(path, optimizer_state=optimizer_state, extra=extra)
 
 
-def load(path: Union[str, "os.PathLike[str]"], *, extra: bool = False,
+def load(path: Union[str, os.PathLike], *, extra: bool = False,
          key: Optional[bytes] = None) -> Union[MLP, Tuple[MLP, Dict[str, np.ndarray]]]:
     """Read a model written by ``save`` (or ``MLP.save``).
 
@@ -83,12 +76,6 @@ def load(path: Union[str, "os.PathLike[str]"], *, extra: bool = False,
         (a ValueError) For a non-regular path, a truncated, modified, malformed or foreign
         file, one from a newer fastnn, or a missing or wrong signature when ``key`` is given.
     """
-    if key is None:
-        return MLP.load(path, extra=extra)
-    f = _format.read(path, key=key)
-    layers = [Dense.from_weights(np.array(W), np.array(b), a) for (W, b), a in
-              zip(_format.param_views(f), f["activations"])]
-    model = MLP(layers, loss=f["loss"])
-    if f["opt"] is not None:
-        model.store.set_optimizer_state(*f["opt"])
-    return (model, f["extra"]) if extra else model
+    if key is not None:
+        path = _format.KeyedPath(path, key)
+    return MLP.load(path, extra=extra)
