@@ -16,6 +16,7 @@ it describes. Every malformed file raises ``ModelFileError``, naming the problem
 
 import hashlib
 import hmac
+import io
 import os
 import re
 import stat
@@ -67,8 +68,7 @@ def _hashes(arrays, key=None):
         if name == "digest":
             continue
         a = np.ascontiguousarray(arrays[name])
-        targets = [h] if mac is None or name in _UNSIGNED else [h, mac]
-        for t in targets:
+        for t in ([h] if mac is None or name in _UNSIGNED else [h, mac]):
             t.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
             t.update(a.reshape(-1).view(np.uint8))
     return h.hexdigest(), (mac.hexdigest() if mac is not None else None)
@@ -86,8 +86,7 @@ def _check_key(key):
 
 
 class KeyedPath(os.PathLike):
-    """A path and the HMAC key its file is signed (saved) or checked (loaded) with: how
-    ``fastnn.io`` passes ``key=`` through ``MLP.save`` and ``MLP.load``."""
+    """A path with the HMAC key to sign or check its file with (``fastnn.io``'s ``key=``)."""
 
     def __init__(self, path, key: bytes):
         self.path, self.key = os.fspath(path), _check_key(key)
@@ -286,9 +285,13 @@ def _header(zf, info, path):
             raise _bad(path, f"member {info.filename!r} is not an .npy array") from None
         if version not in ((1, 0), (2, 0)):
             raise _bad(path, f"member {info.filename!r} has .npy version {version}")
+        size = f.read(2 if version == (1, 0) else 4)   # the header's length, checked here:
+        n = int.from_bytes(size, "little")            # numpy reads it all before checking
+        if len(size) not in (2, 4) or n > _MAX_HEADER:
+            raise _bad(path, f"member {info.filename!r} has a .npy header of {n} bytes")
         read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
         try:
-            shape, fortran, dtype = read(f, max_header_size=_MAX_HEADER)
+            shape, fortran, dtype = read(io.BytesIO(size + f.read(n)))
         except Exception as exc:                    # numpy's parser: ValueError, SyntaxError..
             raise _bad(path, f"member {info.filename!r} has a corrupt .npy header "
                              f"({type(exc).__name__}: {exc})") from None
@@ -323,9 +326,7 @@ def _read_data(zf, m, path):
             pos += len(chunk)
         if f.read(1):                               # also makes zipfile check the CRC
             raise _bad(path, f"member {m.info.filename!r} is longer than its header says")
-    if m.fortran and len(m.shape) > 1:
-        return out.reshape(m.shape[::-1]).T
-    return out.reshape(m.shape)
+    return out.reshape(m.shape[::-1]).T if m.fortran else out.reshape(m.shape)
 
 
 def _check_meta(members, path):
@@ -338,8 +339,7 @@ def _check_meta(members, path):
             raise _bad(path, f"field {key!r} has the wrong type ({m.dtype}, shape {m.shape})")
         total += m.nbytes if m is not None else 0
     if members["sizes"].count > MAX_LAYERS + 1:
-        raise _bad(path, f"it declares {members['sizes'].count - 1} layers (at most "
-                         f"{MAX_LAYERS})")
+        raise _bad(path, f"it declares too many layers (at most {MAX_LAYERS})")
     if total > META_BYTES:
         raise _bad(path, f"its metadata declares {total} bytes (at most {META_BYTES})")
 

@@ -164,3 +164,13 @@ def test_key_must_be_bytes(model, tmp_path):
         with pytest.raises(TypeError, match="bytes"):
             fio_api.save(model, tmp_path / "m.npz", key=key)
     assert not (tmp_path / "m.npz").exists() and _temps(tmp_path) == []
+
+
+def test_fortran_ordered_and_empty_extra_arrays_round_trip(model, tmp_path):
+    extra = {"f": np.asfortranarray(np.arange(6.0).reshape(2, 3)), "empty": np.zeros((0, 4)),
+             "scalar": np.float32(2.5), "words": np.array([["a", "bc"], ["d", "e"]])}
+    model.save(tmp_path / "m.npz", extra=extra)
+    _, got = fastnn.load(tmp_path / "m.npz", extra=True)
+    for k, v in extra.items():
+        np.testing.assert_array_equal(got[k], v)
+        assert got[k].shape == np.shape(v)
