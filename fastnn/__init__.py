@@ -24,6 +24,7 @@ from .model import MLP
 from .optim import SGD, Adam
 from .callbacks import Callback
 from .io import load
+from ._format import ModelFileError
 from .history import History
 
 
@@ -33,6 +34,7 @@ __all__ = [
     "Dense",
     "History",
     "MLP",
+    "ModelFileError",
     "SGD",
     "available_backends",
     "get_backend",

@@ -103,7 +103,7 @@ def test_damaged_or_foreign_files_are_refused(rng, tmp_path, damage, message):
     src, dst = tmp_path / "good.npz", tmp_path / "bad.npz"
     model.save(src)
     damage(src, dst)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(fastnn.ModelFileError, match=message):
         fastnn.load(dst)
 
 
@@ -116,7 +116,7 @@ def test_corrupted_bytes_inside_the_archive_are_refused(rng, tmp_path):
     start = info.header_offset + 30 + len(info.filename) + len(info.extra) + 200
     raw[start] ^= 0xFF  # one flipped bit pattern inside the stored weights
     (tmp_path / "bad.npz").write_bytes(bytes(raw))
-    with pytest.raises(ValueError, match="fastnn model file"):
+    with pytest.raises(fastnn.ModelFileError, match="fastnn model file"):
         fastnn.load(tmp_path / "bad.npz")
 
 
@@ -147,13 +147,32 @@ def test_consistent_but_invalid_contents_are_refused(rng, tmp_path, change, mess
     model, _, _ = _trained(rng)
     model.save(tmp_path / "m.npz")
     _resigned(tmp_path / "m.npz", tmp_path / "bad.npz", change)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(fastnn.ModelFileError, match=message):
         fastnn.load(tmp_path / "bad.npz")
 
 
 def test_a_directory_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="directory"):
+    with pytest.raises(fastnn.ModelFileError, match="directory"):
         fastnn.load(tmp_path)
+    assert issubclass(fastnn.ModelFileError, ValueError)
+
+
+def test_a_version_1_file_written_by_plain_savez_still_loads(rng, tmp_path):
+    """fastnn 0.2 wrote the arrays with ``np.savez`` straight onto the file: no signature."""
+    model, X, _ = _trained(rng)
+    store = model.store
+    arrays = {"format": np.array(fio.FORMAT), "version": np.array(1, np.int64),
+              "sizes": np.array(model.sizes, np.int64),
+              "activations": np.array([l.activation for l in model.layers]),
+              "loss": np.array(model.loss_name), "dtype": np.array(model.dtype.name),
+              "theta": store.theta, "opt_code": np.array(store.opt_code, np.int64),
+              "opt_t": np.array(store.step, np.int64), "opt_s1": store.s1, "opt_s2": store.s2,
+              "extra/classes": np.array([0, 1, 2])}
+    arrays["digest"] = np.array(fio._digest(arrays))
+    np.savez(tmp_path / "old.npz", **arrays)
+    again, extra = fastnn.load(tmp_path / "old.npz", extra=True)
+    np.testing.assert_array_equal(again.predict_proba(X), model.predict_proba(X))
+    assert again.store.step == store.step and extra["classes"].tolist() == [0, 1, 2]
 
 
 def test_a_pickle_of_fastnn_0_1_still_loads(rng):
