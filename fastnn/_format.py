@@ -85,16 +85,6 @@ def _check_key(key):
     return bytes(key)
 
 
-class KeyedPath(os.PathLike):
-    """A path with the HMAC key to sign or check its file with (``fastnn.io``'s ``key=``)."""
-
-    def __init__(self, path, key: bytes):
-        self.path, self.key = os.fspath(path), _check_key(key)
-
-    def __fspath__(self) -> str:
-        return self.path
-
-
 def _plain(name, value):
     a = np.asarray(value)
     if a.dtype.kind not in "biufU":
@@ -128,7 +118,7 @@ def write(path: Union[str, os.PathLike], *, sizes: Sequence[int],
     key : bytes, optional
         Also store an HMAC-SHA256 signature with this key; ``read(path, key=key)`` checks it.
     """
-    key = getattr(path, "key", None) if key is None else _check_key(key)
+    key = None if key is None else _check_key(key)
     arrays = {"format": np.array(FORMAT), "version": np.array(VERSION, np.int64),
               "sizes": np.array(sizes, np.int64), "activations": np.array(activations),
               "loss": np.array("" if loss is None else loss),
@@ -481,7 +471,7 @@ def read(path: Union[str, os.PathLike], *, key: Optional[bytes] = None
         (a ValueError) For a non-regular path; a truncated, modified, malformed or foreign
         file, or one from a newer fastnn; a missing or wrong signature when ``key`` is given.
     """
-    key = getattr(path, "key", None) if key is None else _check_key(key)
+    key = None if key is None else _check_key(key)
     path = os.fspath(path)
     with _open_regular(path) as f:
         try:

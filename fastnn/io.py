@@ -15,7 +15,6 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
-from . import _format
 from ._format import ModelFileError
 from .model import MLP
 
@@ -44,9 +43,7 @@ def save(model: MLP, path: Union[str, os.PathLike], *, optimizer_state: bool = T
         Sign the file with HMAC-SHA256 under this secret key; ``load(path, key=key)`` then
         checks it. Without a key the file carries only its digest, a checksum.
     """
-    if key is not None:
-        path = _format.KeyedPath(path, key)
-    model.save(path, optimizer_state=optimizer_state, extra=extra)
+    model.save(path, optimizer_state=optimizer_state, extra=extra, key=key)
 
 
 def load(path: Union[str, os.PathLike], *, extra: bool = False,
@@ -76,6 +73,4 @@ def load(path: Union[str, os.PathLike], *, extra: bool = False,
         (a ValueError) For a non-regular path, a truncated, modified, malformed or foreign
         file, one from a newer fastnn, or a missing or wrong signature when ``key`` is given.
     """
-    if key is not None:
-        path = _format.KeyedPath(path, key)
-    return MLP.load(path, extra=extra)
+    return MLP.load(path, extra=extra, key=key)

@@ -131,9 +131,9 @@ class MLP:
                     for i, o, a in zip(sizes[:-1], sizes[1:], acts)])
 
     @classmethod
-    def load(cls, path, *, extra=False):
+    def load(cls, path, *, extra=False, key=None):
         """Read a model written by ``save``; see ``fastnn.load``."""
-        f = _format.read(path)
+        f = _format.read(path, key=key)
         layers = [Dense.from_weights(np.array(W), np.array(b), a) for (W, b), a in
                   zip(_format.param_views(f), f["activations"])]
         model = cls(layers, loss=f["loss"])
@@ -385,14 +385,14 @@ class MLP:
                             optimizer=optimizer, shuffle=shuffle, seed=seed, progress=progress,
                             **kwargs)
 
-    def save(self, path, *, optimizer_state=True, extra=None):
+    def save(self, path, *, optimizer_state=True, extra=None, key=None):
         """Write the model to a versioned ``.npz`` file (never a pickle); see ``fastnn.io.save``."""
         store = self.store
         opt = None
         if optimizer_state and store.opt_code is not None:
             opt = (store.opt_code, store.step, store.s1, store.s2)
         _format.write(path, sizes=self.sizes, activations=[l.activation for l in self.layers],
-                      loss=self.loss_name, theta=store.theta, opt=opt, extra=extra)
+                      loss=self.loss_name, theta=store.theta, opt=opt, extra=extra, key=key)
 
     # pickling: the store, and the layers rebuilt as views into it -------------------------
     def __getstate__(self):
