@@ -1,7 +1,5 @@
 """MLP: a stack of Dense layers whose numbers live in one ParamStore."""
 
-import math
-
 import numpy as np
 
 from . import _backend, _format, training
@@ -212,7 +210,8 @@ class MLP:
         return A[:, 0] if A.shape[1] == 1 else A
 
     def loss(self, X, y):
-        """Mean loss of the model on (X, y), from the logits (the loss itself never overflows).
+        """Mean loss of the model on (X, y), from the logits (inf only when the true loss
+        exceeds the dtype's range).
 
         FloatingPointError when a layer overflowed. Safe to call from several threads.
         """
@@ -224,12 +223,11 @@ class MLP:
         params = self.store.views(self.store.arrays(K)[0])
         outs = [K.zeros((X.shape[0], W.shape[0]), spec.dtype) for W, _ in params]
         Z = forward_pass(K, X, params, spec.acts, outs, logits=True)
-        value = float(K.output_step(Z, Y, spec.loss, K.zeros(Z.shape, spec.dtype), None))
-        if not math.isfinite(value):
+        if not K.all_finite(Z):  # NaN, not a number to report (finite logits may give inf)
             raise FloatingPointError(
                 f"the loss is not finite for this (X, y): a layer overflowed {spec.dtype} "
                 "(inputs or weights too large?)")
-        return value
+        return float(K.output_step(Z, Y, spec.loss, K.zeros(Z.shape, spec.dtype), None))
 
     def _checked_loss(self):
         if self.spec.loss is None:
