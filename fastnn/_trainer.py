@@ -15,6 +15,7 @@ The epoch bodies the loop calls:
 ``body_for`` is the one place that decides which body runs.
 """
 
+import functools
 import math
 import time
 
@@ -63,6 +64,10 @@ class Trainer:
         # what must stay finite after an update: the parameters and the optimiser state (a
         # huge L2 term can overflow Adam's second moment while the parameters look fine)
         self.kept = [a for a in (self.theta, self.s1, self.s2) if a.size]
+        # state_finite(): whether they all hold no NaN or infinity; with the parameters alone
+        # (plain SGD), the compiled scan itself, with no Python frame around it
+        self.state_finite = (functools.partial(self.finite, self.theta) if len(self.kept) == 1
+                             else self._all_finite)
         self.saved = None  # copies to fall back on, made on first use (``release`` drops them)
 
     # the hyper-parameters the kernels read: this trainer's, set through these three
@@ -130,7 +135,7 @@ class Trainer:
             self.store.trained()
         raise Diverged(failed, overflow)
 
-    def state_finite(self):
+    def _all_finite(self):
         """Whether the parameters and the optimiser state hold no NaN or infinity."""
         finite = self.finite
         for a in self.kept:
