@@ -90,7 +90,10 @@ class Trainer:
     def run(self, X, Y, sw, order, bs, work, steps):
         """Train the ``steps`` batches of ``X`` (or of ``order``); returns ``(loss_sum, steps)``.
 
-        Raises Diverged, with the model as it was after the last finite update.
+        Raises Diverged, with the model as it was after the last finite update. Any other
+        exception on the way (a KeyboardInterrupt as the compiled loop returns, one inside the
+        NumPy reference's loop) puts the snapshot back: the block never happened, and the
+        model is exactly at the end of the step before it, its step counter included.
         """
         store = self.store
         if self.device:
@@ -102,11 +105,19 @@ class Trainer:
         for keep, arr in saved:
             copy(keep, arr)
         t0 = 0 if self.stateless else store.step
-        loss_sum, done = self.kernel(X, Y, sw, order, theta, self.grad, self.shapes, self.acts,
-                                     self.loss, bs, self.code, self.hyper, self.s1, self.s2, t0,
-                                     work)
-        if done < steps or not self.state_finite():
-            self._recover(X, Y, sw, order, bs, work, t0, done)
+        try:
+            loss_sum, done = self.kernel(X, Y, sw, order, theta, self.grad, self.shapes,
+                                         self.acts, self.loss, bs, self.code, self.hyper,
+                                         self.s1, self.s2, t0, work)
+            if done < steps or not self.state_finite():
+                self._recover(X, Y, sw, order, bs, work, t0, done)
+        except Diverged:
+            raise
+        except BaseException:
+            self.restore()
+            if self.device:
+                store.trained()
+            raise
         if not self.stateless:
             store.step = t0 + done
         if self.device:

@@ -123,8 +123,14 @@ def fit(model, X, y, *, epochs=10, batch_size=32, lr=0.01, optimizer="sgd", shuf
     ValueError
         For bad input, before anything changes.
     FloatingPointError
-        When the loss or a gradient turns non-finite; it names the epoch and step, and the model
-        keeps its last finite parameters.
+        When the loss, a gradient, the parameters or the optimiser state turn non-finite; it
+        names the epoch and step, and the model keeps its last finite parameters.
+
+    Notes
+    -----
+    Interrupted training is never half-applied: a KeyboardInterrupt, or an exception from a
+    callback, at any point leaves the model exactly at the end of some whole step k, with its
+    optimiser's step count at k, on every backend; ``fit`` can be called again from there.
     """
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
