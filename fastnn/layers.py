@@ -78,7 +78,7 @@ class Dense:
         return layer
 
     def _set(self, W, b, act):
-        self._act, self.dtype = act, W.dtype
+        self._act = act
         self._W, self._b = W, b
         self._dW, self._db = np.zeros_like(W), np.zeros_like(b)
         self._store = None  # the model's ParamStore, once attached
@@ -101,6 +101,11 @@ class Dense:
         if self._store is not None:
             self._store.sync()
         return a
+
+    @property
+    def dtype(self):
+        """The dtype of W and b (float32 or float64), fixed once built."""
+        return self._W.dtype
 
     @property
     def in_features(self):

@@ -98,8 +98,7 @@ class MLP:
         self.store = ParamStore(self.spec.shapes, self.spec.dtype)
         for i, layer in enumerate(layers):
             layer.attach(self.store, i)
-        self.layers = layers
-        self.dtype = self.spec.dtype
+        self._layers = tuple(layers)
         self._trainable = self.spec.untrainable_reason() is None
         self._onehot = np.zeros((0, self.spec.n_out), dtype=self.dtype)  # train_step's targets
 
@@ -140,6 +139,16 @@ class MLP:
         return (model, f["extra"]) if extra else model
 
     # description ------------------------------------------------------------------------
+    @property
+    def layers(self):
+        """The Dense layers, input side first (a tuple: the architecture is fixed once built)."""
+        return self._layers
+
+    @property
+    def dtype(self):
+        """The dtype of every parameter (float32 or float64), fixed once built."""
+        return self.spec.dtype
+
     @property
     def sizes(self):
         """Input width followed by each layer's width."""
