@@ -35,6 +35,27 @@ def _hidden(text):
     return sizes
 
 
+def _seed(text):
+    try:
+        seed = int(text)
+    except ValueError:
+        seed = -1
+    if seed < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return seed
+
+
+def _check_save_path(path):
+    """Refuse an output path that cannot be written, before training rather than after."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ValueError(f"--save: {path!r} is a folder; give a file name")
+    if not os.path.isdir(folder):
+        raise ValueError(f"--save: the folder {folder!r} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"--save: the folder {folder!r} is not writable")
+
+
 def _parser():
     p = _Parser(prog="fastnn", description="Fast multilayer perceptrons.")
     p.add_argument("--version", action="version", version=f"fastnn {__version__}")
@@ -61,7 +82,7 @@ def _parser():
     t.add_argument("--validation-fraction", type=float, default=0.1)
     t.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     t.add_argument("--backend", default=None, help="numpy, numba, cython or cuda")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=_seed, default=0)
     t.add_argument("--save", metavar="FILE", help="write the trained model to FILE (.npz)")
     t.add_argument("--plot", metavar="PNG", help="draw the loss curves (needs matplotlib)")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -168,6 +189,8 @@ def _train(args):
         fastnn.set_backend(args.backend)
     if args.plot:
         _check_plot_available()
+    if args.save:
+        _check_save_path(args.save)
     X_train, X_test, y_train, y_test, classes, task, name = _load_training_data(args)
     extra = {"task": np.array(task)}
     if classes is not None:

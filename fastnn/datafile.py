@@ -73,6 +73,9 @@ def read_csv(path, n_features=None):
 
 def read_npz(path):
     """(X, y) from an ``.npz`` holding arrays ``X`` and, optionally, ``y`` (never unpickled)."""
+    if not zipfile.is_zipfile(path):  # np.load would try it as a pickle, and say so
+        raise ValueError(f"{path}: not a .npz data file (not a zip archive of arrays): save X "
+                         "and y with np.savez")
     try:
         with np.load(path, allow_pickle=False) as data:
             if not isinstance(data, np.lib.npyio.NpzFile):
@@ -82,6 +85,9 @@ def read_npz(path):
             X = data["X"]
             y = data["y"] if "y" in data.files else None
     except (OSError, EOFError, zipfile.BadZipFile, KeyError, ValueError) as exc:
+        if "pickle" in str(exc):  # numpy's advice to allow pickles is not ours to give
+            raise ValueError(f"{path}: an array holds Python objects (pickled data), which "
+                             "fastnn never loads: save plain numbers or strings") from None
         raise ValueError(f"{path}: not a readable .npz data file: {exc}") from None
     return X, y
 

@@ -119,7 +119,24 @@ def _text_model(tmp_path):
     return str(p)
 
 
+def _garbage_npz(tmp_path):
+    p = tmp_path / "garbage.npz"
+    p.write_bytes(b"not a zip archive")
+    return str(p)
+
+
+def _object_npz(tmp_path):
+    p = tmp_path / "objects.npz"
+    np.savez(p, X=np.array([object(), object()], dtype=object), y=np.zeros(2))
+    return str(p)
+
+
 ERRORS = [
+    (lambda t: ["train", "--data", _garbage_npz(t)], "not a zip archive of arrays"),
+    (lambda t: ["train", "--data", _object_npz(t)], "which fastnn never loads"),
+    (lambda t: ["train", "--seed", "-5"], "argument --seed: expected an integer >= 0"),
+    (lambda t: ["train", "--save", str(t / "no" / "m.npz")], "--save: the folder"),
+    (lambda t: ["train", "--save", str(t)], "is a folder; give a file name"),
     (lambda t: ["train", "--data", str(t / "missing.csv")], "no such data file"),
     (lambda t: ["train", "--data", _bad_csv(t)], "row 2, column 2: 'oops' is not a number"),
     (lambda t: ["train", "--data", _ragged_csv(t)], "row 2 has 2 columns"),
@@ -148,6 +165,7 @@ def test_errors_are_one_line_with_a_nonzero_exit(capsys, tmp_path, argv, message
     assert code != 0
     assert message in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "accuracy" not in out  # refused before any training (a bad --save path too)
 
 
 def test_a_backend_that_is_not_available_is_one_line(capsys):
