@@ -98,15 +98,10 @@ class Trainer:
         store = self.store
         if self.device:
             store.arrays(self.K)  # host edits since the device last trained go up first
-        saved, copy, theta = self.saved, self.copy, self.theta
-        if saved is None:
-            saved = self.saved = [(self.K.zeros(a.shape, a.dtype), a)
-                                  for a in (theta, self.s1, self.s2) if a.size]
-        for keep, arr in saved:
-            copy(keep, arr)
+        self.snapshot()
         t0 = 0 if self.stateless else store.step
         try:
-            loss_sum, done = self.kernel(X, Y, sw, order, theta, self.grad, self.shapes,
+            loss_sum, done = self.kernel(X, Y, sw, order, self.theta, self.grad, self.shapes,
                                          self.acts, self.loss, bs, self.code, self.hyper,
                                          self.s1, self.s2, t0, work)
             if done < steps or not self.state_finite():
@@ -156,11 +151,12 @@ class Trainer:
 
     def snapshot(self):
         """Copy the parameters and optimiser state aside (what ``restore`` puts back)."""
-        if self.saved is None:
-            self.saved = [(self.K.zeros(a.shape, a.dtype), a)
-                          for a in (self.theta, self.s1, self.s2) if a.size]
-        for keep, arr in self.saved:
-            self.copy(keep, arr)
+        saved = self.saved
+        if saved is None:
+            saved = self.saved = [(self.K.zeros(a.shape, a.dtype), a) for a in self.kept]
+        copy = self.copy
+        for keep, arr in saved:
+            copy(keep, arr)
 
     def restore(self):
         """Put back the last snapshot."""

@@ -193,9 +193,7 @@ class MLP:
         A = self.forward(X)
         A = A if isinstance(A, np.ndarray) else self._kernels().to_host(A)
         if not all_finite(A):
-            raise FloatingPointError(
-                f"the model's output is not finite for this X: a layer overflowed {self.dtype} "
-                "(inputs or weights too large?)")
+            raise _overflowed("the model's output", "X", self.dtype)
         return A
 
     def predict_proba(self, X):
@@ -233,9 +231,7 @@ class MLP:
         outs = [K.zeros((X.shape[0], W.shape[0]), spec.dtype) for W, _ in params]
         Z = forward_pass(K, X, params, spec.acts, outs, logits=True)
         if not K.all_finite(Z):  # NaN, not a number to report (finite logits may give inf)
-            raise FloatingPointError(
-                f"the loss is not finite for this (X, y): a layer overflowed {spec.dtype} "
-                "(inputs or weights too large?)")
+            raise _overflowed("the loss", "(X, y)", spec.dtype)
         return float(K.output_step(Z, Y, spec.loss, K.zeros(Z.shape, spec.dtype), None))
 
     def _checked_loss(self):
@@ -417,6 +413,12 @@ class MLP:
             self.store.set_optimizer_state(store.opt_code, store.step, store.s1, store.s2)
         if state["backend"] is not None:
             self.backend = state["backend"]
+
+
+def _overflowed(what, inputs, dtype):
+    """The FloatingPointError for a layer that overflowed ``dtype`` on ``inputs``."""
+    return FloatingPointError(f"{what} is not finite for this {inputs}: a layer overflowed "
+                              f"{dtype} (inputs or weights too large?)")
 
 
 def _state_of_0_1(old):
